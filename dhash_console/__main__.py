@@ -1,0 +1,3 @@
+from dhash_console.cli import main
+
+raise SystemExit(main())

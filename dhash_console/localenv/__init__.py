@@ -1,0 +1,1 @@
+"""The bundled dhash reference service that the `local` environment runs."""
