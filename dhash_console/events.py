@@ -15,10 +15,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 Phase = Literal["prechecks", "backup", "migrate", "deploy", "smoke", "monitor", "rollback"]
-PHASES: tuple[Phase, ...] = ("prechecks", "backup", "migrate", "deploy", "smoke", "monitor", "rollback")
-Outcome = Literal[
-    "succeeded", "rolled_back", "rollback_failed", "aborted", "interrupted", "failed"
-]
+PHASES: tuple[Phase, ...] = (
+    "prechecks",
+    "backup",
+    "migrate",
+    "deploy",
+    "smoke",
+    "monitor",
+    "rollback",
+)
+Outcome = Literal["succeeded", "rolled_back", "rollback_failed", "aborted", "interrupted", "failed"]
 SampleResult = Literal["pass", "fail", "inconclusive"]
 Verdict = Literal["passed", "failed", "inconclusive"]
 Level = Literal["debug", "info", "warning", "error"]

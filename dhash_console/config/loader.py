@@ -67,8 +67,9 @@ def load_config(path: Path) -> Config:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError([f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"],
-                          str(path)) from None
+        raise ConfigError(
+            [f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"], str(path)
+        ) from None
     return parse_config(data, str(path))
 
 
@@ -85,9 +86,7 @@ def resolve_environment(
         known = ", ".join(sorted(config.environments))
         raise UsageError(f"--env: no environment {name!r} in the config (known: {known})")
 
-    monitoring = config.monitoring.model_copy(
-        update=env.monitoring.model_dump(exclude_none=True)
-    )
+    monitoring = config.monitoring.model_copy(update=env.monitoring.model_dump(exclude_none=True))
     gates = []
     for gate in config.gates:
         override = env.gates.get(gate.name)
@@ -96,16 +95,16 @@ def resolve_environment(
             unknown = [key for key in changes if key not in type(gate).model_fields]
             if unknown:
                 raise ConfigError(
-                    [f"environments.{name}.gates.{gate.name}.{unknown[0]}: "
-                     f"not a setting of a {gate.kind} gate"]
+                    [
+                        f"environments.{name}.gates.{gate.name}.{unknown[0]}: "
+                        f"not a setting of a {gate.kind} gate"
+                    ]
                 )
             try:
                 gate = type(gate).model_validate({**gate.model_dump(), **changes})
             except ValidationError as exc:
                 prefix = f"environments.{name}.gates.{gate.name}"
-                raise ConfigError(
-                    [f"{prefix}.{p}" for p in format_validation_error(exc)]
-                ) from None
+                raise ConfigError([f"{prefix}.{p}" for p in format_validation_error(exc)]) from None
         if gate.enabled:
             gates.append(gate)
 

@@ -170,4 +170,3 @@ class ResolvedEnvironment(BaseModel):
     def port(self) -> int:
         parts = urlsplit(self.base_url)
         return parts.port or (443 if parts.scheme == "https" else 80)
-

@@ -15,10 +15,14 @@ class FaultSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    error_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of API requests that fail with 500")
+    error_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of API requests that fail with 500"
+    )
     latency_ms: float = Field(0.0, ge=0.0, description="latency added to every API request")
     health_down: bool = Field(False, description="/health answers 503")
-    after_s: float = Field(0.0, ge=0.0, description="seconds after start-up before the faults apply")
+    after_s: float = Field(
+        0.0, ge=0.0, description="seconds after start-up before the faults apply"
+    )
 
     @property
     def is_clean(self) -> bool:
