@@ -1,0 +1,1 @@
+"""The rollout engine: state machine, monitoring window, gate evaluation, clock. No UI here."""

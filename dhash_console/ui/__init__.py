@@ -1,0 +1,1 @@
+"""The faces: headless (text or JSON lines) and the Textual console."""

@@ -1,0 +1,51 @@
+"""Shared fixtures. Configs are built in code from the shipped config, so tests follow it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = REPO / "quality-gates-config.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def shipped_config_data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(SHIPPED_CONFIG.read_text())
+    return copy.deepcopy(data)
+
+
+@pytest.fixture
+def local_config(tmp_path: Path, shipped_config_data: dict[str, Any]) -> Callable[..., Path]:
+    """Write a config whose local environment uses a free port and tmp_path for state."""
+
+    def make(**changes: Any) -> Path:
+        data = copy.deepcopy(shipped_config_data)
+        local = data["environments"]["local"]
+        local["base_url"] = f"http://127.0.0.1:{free_port()}"
+        data["backups"]["directory"] = str(tmp_path / "backups")
+        data["migrations"] = str(REPO / "migrations")
+        data["notifications"] = {"console": True}
+        for key, value in changes.items():
+            target = data
+            *parents, last = key.split(".")
+            for part in parents:
+                target = target[part]
+            target[last] = value
+        path = tmp_path / "quality-gates-config.json"
+        path.write_text(json.dumps(data))
+        return path
+
+    return make
