@@ -1,4 +1,4 @@
-"""The engine with a fake clock against a real HTTP service: whole windows in well under a second."""
+"""The engine with a fake clock against a real HTTP service: whole windows in under a second."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ async def test_critical_health_gate_fails_on_first_sample(
 
     service.healthy = True
     task = asyncio.create_task(break_health_soon())
-    result, summary, recorder = await watch(env)
+    result, summary, _ = await watch(env)
     await task
     health = next(g for g in summary["gates"] if g["gate"] == "health")
     assert health["verdict"] == "failed" and health["samples"] == 1
@@ -156,7 +156,7 @@ async def test_manual_rollback_through_the_control_interface(
     env = make_env(tmp_path, service)
     control = Control()
     control.request_rollback("operator saw bad hashes", by="alice")
-    result, _, recorder = await watch(env, control=control)
+    _, _, recorder = await watch(env, control=control)
     requested = next(e for e in recorder.events if e.type == "rollback_requested")
     assert requested.reason == "operator saw bad hashes"  # type: ignore[union-attr]
     assert requested.automatic is False  # type: ignore[union-attr]
