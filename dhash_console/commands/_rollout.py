@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 
 def via() -> str:
+    """How the rollout was started: the console sets DHASH_CONSOLE_VIA=tui for its engines."""
+    if os.environ.get("DHASH_CONSOLE_VIA"):
+        return os.environ["DHASH_CONSOLE_VIA"]
     return "ci" if (os.environ.get("CI") or "").lower() not in ("", "0", "false", "no") else "cli"
 
 
