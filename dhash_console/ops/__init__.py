@@ -1,0 +1,1 @@
+"""Operations the engine composes: backup, migrate, deploy, smoke, probes, notify."""

@@ -1,0 +1,223 @@
+"""Prometheus text exposition: the few series a gate needs, and the math on two scrapes.
+
+Parsing is `prometheus_client`'s; this module only keeps the lines of the metrics the gates
+ask for (a service's /metrics can hold thousands of lines a gate never reads), indexes the
+samples by name, and does what PromQL would do with them: increase() over a counter with
+resets, and histogram_quantile() over bucket increases.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+LabelSet = frozenset[tuple[str, str]]
+
+
+class MalformedMetrics(ValueError):
+    """The text is not the Prometheus exposition format."""
+
+
+@dataclass(frozen=True)
+class SampleIndex:
+    """Samples of one scrape by sample name, and the family names that were declared."""
+
+    samples: Mapping[str, list[tuple[dict[str, str], float]]]
+    families: frozenset[str]
+
+    def has(self, *names: str) -> bool:
+        return any(name in self.samples or name in self.families for name in names)
+
+
+def base_name(name: str) -> str:
+    """The family name for a counter given with or without `_total`."""
+    return name.removesuffix("_total")
+
+
+def keep_lines(text: str, prefixes: tuple[str, ...]) -> str:
+    """Only the sample, HELP and TYPE lines of metrics whose names start with `prefixes`."""
+    kept: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(prefixes):
+            kept.append(line)
+        elif line.startswith("#"):
+            parts = line.split(None, 3)
+            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE") and parts[2].startswith(prefixes):
+                kept.append(line)
+    kept.append("")
+    return "\n".join(kept)
+
+
+def parse(text: str, prefixes: tuple[str, ...] | None = None) -> SampleIndex:
+    """Index the samples of `text` (restricted to `prefixes` when given)."""
+    if prefixes is not None:
+        text = keep_lines(text, prefixes)
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    families: set[str] = set()
+    try:
+        for family in text_string_to_metric_families(text):
+            families.add(family.name)
+            for sample in family.samples:
+                samples.setdefault(sample.name, []).append((sample.labels, float(sample.value)))
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise MalformedMetrics(str(exc) or type(exc).__name__) from None
+    return SampleIndex(samples=samples, families=frozenset(families))
+
+
+def label_key(labels: Mapping[str, str], drop: str | None = None) -> LabelSet:
+    return frozenset((k, v) for k, v in labels.items() if k != drop)
+
+
+@dataclass(frozen=True)
+class CounterSeries:
+    """A counter's value by label set, with its `_created` time when the exporter gives one."""
+
+    values: Mapping[LabelSet, float]
+    created: Mapping[LabelSet, float]
+
+
+def counter_series(index: SampleIndex, counter: str) -> CounterSeries | None:
+    """The series of `counter` (with or without `_total`); None when the scrape lacks it."""
+    base = base_name(counter)
+    names = (f"{base}_total", base)
+    if not index.has(*names, counter):
+        return None
+    values: dict[LabelSet, float] = {}
+    for name in names:
+        for labels, value in index.samples.get(name, ()):
+            values[label_key(labels)] = value
+    created = {label_key(lb): v for lb, v in index.samples.get(f"{base}_created", ())}
+    return CounterSeries(values=values, created=created)
+
+
+def _reset(
+    key: LabelSet, now: CounterSeries, before: CounterSeries, now_value: float, old: float
+) -> bool:
+    if now_value < old:
+        return True
+    # A changed creation time means the process restarted, even if it already counted past
+    # the old value.
+    created_now, created_before = now.created.get(key), before.created.get(key)
+    return created_now is not None and created_before is not None and created_now != created_before
+
+
+def increases(now: CounterSeries, before: CounterSeries) -> dict[LabelSet, float]:
+    """Per series, how much it grew; a reset counts the new value from zero, as rate() does.
+
+    A series that appeared since `before` grew by its whole value; one that vanished is left
+    out (its process is gone, nothing new was counted by it).
+    """
+    grown: dict[LabelSet, float] = {}
+    for key, value in now.values.items():
+        old = before.values.get(key)
+        if old is None or _reset(key, now, before, value, old):
+            grown[key] = value
+        else:
+            grown[key] = value - old
+    return grown
+
+
+def error_ratio(
+    grown: Mapping[LabelSet, float], label: str, match: re.Pattern[str]
+) -> tuple[float, float]:
+    """(errors, total) of a counter's increases; errors are the series whose `label`
+    fullmatches `match` (a series without the label is not an error)."""
+    total = math.fsum(grown.values())
+    failed = math.fsum(
+        value
+        for key, value in grown.items()
+        if any(k == label and match.fullmatch(v) for k, v in key)
+    )
+    return failed, total
+
+
+def histogram_series(index: SampleIndex, histogram: str) -> CounterSeries | None:
+    """The `_bucket` series of `histogram`; None when the scrape lacks it.
+
+    A reset of any bucket of a series group (its labels but `le`) resets the whole group, so
+    that a restart never leaves half the buckets counted from zero and half as a difference.
+    """
+    name = f"{histogram}_bucket"
+    if not index.has(name, histogram):
+        return None
+    values = {label_key(lb): v for lb, v in index.samples.get(name, ())}
+    created = {label_key(lb): v for lb, v in index.samples.get(f"{histogram}_created", ())}
+    return CounterSeries(values=values, created=created)
+
+
+def bucket_increases(now: CounterSeries, before: CounterSeries) -> dict[float, float]:
+    """Increase of each cumulative bucket since `before`, summed over the series by `le`."""
+    reset_groups: set[LabelSet] = set()
+    for key, value in now.values.items():
+        group = frozenset(kv for kv in key if kv[0] != "le")
+        old = before.values.get(key)
+        if old is not None and value < old:
+            reset_groups.add(group)
+        created_now = now.created.get(group)
+        created_before = before.created.get(group)
+        if created_now is not None and created_before is not None and created_now != created_before:
+            reset_groups.add(group)
+    buckets: dict[float, float] = {}
+    for key, value in now.values.items():
+        labels = dict(key)
+        try:
+            upper = float(labels["le"])
+        except (KeyError, ValueError):
+            continue
+        group = frozenset(kv for kv in key if kv[0] != "le")
+        old = before.values.get(key)
+        grown = value if old is None or group in reset_groups else value - old
+        buckets[upper] = buckets.get(upper, 0.0) + grown
+    return buckets
+
+
+def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float:
+    """PromQL's histogram_quantile over cumulative buckets (upper bound -> count).
+
+    NaN when there is no +Inf bucket, fewer than two buckets, or no observations; linear
+    interpolation inside the bucket holding the rank; the highest finite bound when the rank
+    falls in the +Inf bucket; the first bound when it is <= 0 and holds the rank.
+    """
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    ordered = sorted(buckets.items())
+    if len(ordered) < 2 or ordered[-1][0] != math.inf:
+        return math.nan
+    # Cumulative counts can come out non-monotonic from scrape races; PromQL evens them out.
+    bounds = [b for b, _ in ordered]
+    counts: list[float] = []
+    highest = 0.0
+    for _, count in ordered:
+        highest = max(highest, count)
+        counts.append(highest)
+    observations = counts[-1]
+    if observations <= 0 or math.isnan(observations):
+        return math.nan
+    rank = q * observations
+    b = next((i for i in range(len(counts) - 1) if counts[i] >= rank), len(counts) - 1)
+    if b == len(counts) - 1:
+        return bounds[-2]
+    if b == 0 and bounds[0] <= 0:
+        return bounds[0]
+    start, end, count = 0.0, bounds[b], counts[b]
+    if b > 0:
+        start = bounds[b - 1]
+        count -= counts[b - 1]
+        rank -= counts[b - 1]
+    return start + (end - start) * (rank / count)
+
+
+def gauge_sum(index: SampleIndex, metric: str, labels: Mapping[str, str]) -> float | None:
+    """Sum of the samples of `metric` whose labels include `labels`; None when none match."""
+    matched = [
+        value
+        for sample_labels, value in index.samples.get(metric, ())
+        if all(sample_labels.get(k) == v for k, v in labels.items())
+    ]
+    return math.fsum(matched) if matched else None
