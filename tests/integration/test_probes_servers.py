@@ -565,3 +565,37 @@ async def test_prometheus_bad_answers(
     measurement = await PrometheusProbe(prom_gate(server.base_url), client).measure()
     assert measurement.value is None
     assert measurement.error is not None and error in measurement.error
+
+
+# --- a real exporter's output --------------------------------------------------------------
+
+
+async def test_gates_read_what_prometheus_client_exports(
+    server: ProbeServer, client: httpx.AsyncClient
+) -> None:
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    registry = CollectorRegistry()
+    requests = Counter("dhash_http_requests", "Requests.", ["path", "status"], registry=registry)
+    duration = Histogram(
+        "dhash_http_request_duration_seconds", "Latency.", buckets=(0.1, 0.5, 1), registry=registry
+    )
+    route = server.set("/metrics", Reply(body=generate_latest(registry)))
+    gates = [
+        metrics_gate(name="errors", error_ratio=ERROR_RATIO),
+        metrics_gate(name="p95", quantile=QUANTILE),
+    ]
+    errors, p95 = build_probes(gates, server.base_url, client)
+    await asyncio.gather(errors.prime(), p95.prime())
+    for _ in range(90):
+        requests.labels("/hash", "200").inc()
+        duration.observe(0.05)
+    for _ in range(10):
+        requests.labels("/hash", "500").inc()
+        duration.observe(0.7)
+    route.replies = [Reply(body=generate_latest(registry))]
+    ratio, quantile = await asyncio.gather(errors.measure(), p95.measure())
+    assert ratio.value == pytest.approx(0.1)
+    # rank 95 of 100: 5 into the 10 observations of (0.5, 1] -> 0.75 s
+    assert quantile.value == pytest.approx(750)
+    assert len(route.requests) == 2

@@ -40,16 +40,16 @@ def base_name(name: str) -> str:
 
 def keep_lines(text: str, prefixes: tuple[str, ...]) -> str:
     """Only the sample, HELP and TYPE lines of metrics whose names start with `prefixes`."""
-    kept: list[str] = []
-    for line in text.splitlines():
-        if line.startswith(prefixes):
-            kept.append(line)
-        elif line.startswith("#"):
-            parts = line.split(None, 3)
-            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE") and parts[2].startswith(prefixes):
-                kept.append(line)
+    kept = [line for line in text.splitlines() if _wanted(line, prefixes)]
     kept.append("")
     return "\n".join(kept)
+
+
+def _wanted(line: str, prefixes: tuple[str, ...]) -> bool:
+    if line.startswith(prefixes):
+        return True
+    # HELP and TYPE lines of the wanted metrics keep their families typed.
+    return line.startswith(("# HELP ", "# TYPE ")) and line[7:].lstrip().startswith(prefixes)
 
 
 def parse(text: str, prefixes: tuple[str, ...] | None = None) -> SampleIndex:
