@@ -61,7 +61,8 @@ async def _run_step(ctx: SmokeContext, group: Group, step: Step) -> SmokeResult:
     except TimeoutError:
         detail = f"timed out after {ctx.timeout_s:g}s"
     except httpx.HTTPError as exc:
-        detail = f"{type(exc).__name__} reaching {ctx.env.base_url}: {exc}"
+        said = str(exc) or "no answer (connection closed or refused)"
+        detail = f"{type(exc).__name__} reaching {ctx.env.base_url}: {said}"
     except Exception as exc:  # a check's bug or a surprise from the service: a failure, not a crash
         detail = f"unexpected {type(exc).__name__}: {exc}"
     duration = time.perf_counter() - start
