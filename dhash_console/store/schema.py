@@ -166,15 +166,19 @@ def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRAT
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (executescript would commit on its own)."""
+    """Split a migration script into statements (executescript would commit on its own).
+
+    Splits at each `;` that ends a complete statement (one inside a string or trigger body
+    does not); the last statement may omit its `;`.
+    """
     statements: list[str] = []
     pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
+    for piece in script.split(";"):
+        pending += piece + ";"
         if sqlite3.complete_statement(pending):
-            if pending.strip():
+            if pending.strip(" \t\r\n;"):
                 statements.append(pending.strip())
             pending = ""
-    if pending.strip():
-        raise ValueError(f"incomplete SQL statement in migration: {pending.strip()[:60]}")
+    if pending.strip(" \t\r\n;"):
+        statements.append(pending.strip().rstrip(";") + ";")
     return statements
