@@ -41,18 +41,20 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
     config = ctx.config  # raises ConfigError (exit 2) naming every broken field
     for name in config.environments:
         ctx.environment(name)  # overrides are checked once merged
-    summary = {
-        "config": str(ctx.config_path),
-        "valid": True,
-        "environments": sorted(config.environments),
-        "gates": [gate.name for gate in config.gates],
-    }
+    environments = sorted(config.environments)
+    gates = [gate.name for gate in config.gates]
     if ctx.json:
-        ctx.emit_json(summary)
+        ctx.emit_json(
+            {
+                "config": str(ctx.config_path),
+                "valid": True,
+                "environments": environments,
+                "gates": gates,
+            }
+        )
     else:
         ctx.console.print(
-            f"{ctx.config_path}: valid — {len(config.environments)} environments "
-            f"({', '.join(summary['environments'])}), {len(config.gates)} gates "
-            f"({', '.join(summary['gates'])})"
+            f"{ctx.config_path}: valid — {len(environments)} environments "
+            f"({', '.join(environments)}), {len(gates)} gates ({', '.join(gates)})"
         )
     return 0

@@ -25,6 +25,7 @@ from dhash_console.ops.probes import Measurement, Probe
 
 Publish = Callable[[Event], Awaitable[Event]]
 Decision = Literal["passed", "rollback", "abort"]
+CLOCK_SLACK_S = 0.001  # timers may wake a hair early; a round due within this is due
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,11 @@ class MonitoringWindow:
                     return result
                 continue
             now = self.clock.now()
-            if now >= end:
-                break
+            round_due = now >= next_round - CLOCK_SLACK_S and next_round <= end + CLOCK_SLACK_S
+            if not round_due:
+                if now >= end - CLOCK_SLACK_S:
+                    break
+                continue
             decided = await self._evaluate_round()
             if decided is not None:
                 return decided

@@ -159,21 +159,17 @@ class RolloutEngine:
             )
 
     async def _between_phases(self) -> None:
-        """Control requests are honoured between phases too, not only in the window."""
-        command = self.control.get_nowait()
-        if command is None:
-            return
-        if command.action in ("rollback", "abort"):
-            raise _Stop(command)
-        await self.publish(
-            ControlAcknowledged(
-                rollout_id=self.rollout_id,
-                request_id=command.request_id,
-                action=command.action,
-                by=command.by,
-                result="only honoured during the monitoring window",
-            )
-        )
+        """Rollback and abort are honoured between phases too; pause and resume wait for
+        the monitoring window, where they mean something."""
+        deferred: list[ControlCommand] = []
+        while (command := self.control.get_nowait()) is not None:
+            if command.action in ("rollback", "abort"):
+                for later in deferred:
+                    self.control.submit(later)
+                raise _Stop(command)
+            deferred.append(command)
+        for later in deferred:
+            self.control.submit(later)
 
     # -- the state machine ------------------------------------------------------------
 
@@ -274,8 +270,6 @@ class RolloutEngine:
     # -- phases -----------------------------------------------------------------------
 
     async def _prechecks(self) -> None:
-        from dhash_console.ops import migrate
-
         env = self.env
         await self.log("info", f"current version: {self.previous_version or 'none running'}")
         if self.target_version is None and not self.request.monitor_only:
@@ -289,6 +283,8 @@ class RolloutEngine:
                 "migrations so far"
             )
         if not self.request.monitor_only:
+            from dhash_console.ops import migrate
+
             status = await asyncio.to_thread(migrate.migration_status, db, env.migrations_dir)
             if status.drifted:
                 names = ", ".join(str(m) for m in status.drifted)
@@ -472,9 +468,9 @@ class RolloutEngine:
         )
 
     async def _undo(self, plan: RollbackPlan) -> None:
-        from dhash_console.ops import backup
-
         if plan.restore_database:
+            from dhash_console.ops import backup
+
             if self.backup is None or self.env.sqlite_path is None:
                 raise _rollback_error("migrations were applied but there is no backup to restore")
             await self.deployer.stop(self._deploy_log)
