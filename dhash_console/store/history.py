@@ -15,26 +15,29 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import aiosqlite
 
 from dhash_console.errors import UsageError
-from dhash_console.events import (
-    Event,
-    GateSample,
-    GateVerdict,
-    PhaseStarted,
-    RolloutFinished,
-    RolloutStarted,
-    event_from_json,
-)
 from dhash_console.store.process import pid_alive, this_host
 from dhash_console.store.schema import migrate
+
+if TYPE_CHECKING:
+    # Only for types: reading the rollout list must not pay for building the event models
+    # (`history --limit 50` has a 300 ms budget for the whole process).
+    from dhash_console.events import (
+        Event,
+        GateSample,
+        GateVerdict,
+        PhaseStarted,
+        RolloutFinished,
+        RolloutStarted,
+    )
 
 ControlAction = Literal["rollback", "abort", "pause", "resume"]
 BUSY_TIMEOUT_MS = 5_000
@@ -184,7 +187,9 @@ class HistoryStore:
     async def _apply(self, event: Event, event_id: int | None) -> None:
         """Keep the per-rollout tables in step with the event just appended."""
         execute = self._conn.execute
-        if isinstance(event, RolloutStarted):
+        kind = event.type  # the discriminator: no need to import the classes
+        if kind == "rollout_started":
+            event = cast("RolloutStarted", event)
             # A resumed rollout starts again under the same id: it runs again, in this process.
             await execute(
                 "INSERT INTO rollouts (id, env, from_version, to_version, started_by, via, host,"
@@ -213,14 +218,16 @@ class HistoryStore:
                 ),
             )
             return
-        if isinstance(event, PhaseStarted):
+        if kind == "phase_started":
+            event = cast("PhaseStarted", event)
             await execute(
                 "UPDATE rollouts SET phase = ?, last_seq = max(last_seq, ?), last_event_at = ?"
                 " WHERE id = ?",
                 (event.phase, event.seq, event.at, event.rollout_id),
             )
             return
-        if isinstance(event, RolloutFinished):
+        if kind == "rollout_finished":
+            event = cast("RolloutFinished", event)
             await execute(
                 "UPDATE rollouts SET status = ?, exit_code = ?, reason = ?, finished_at = ?,"
                 " last_seq = max(last_seq, ?), last_event_at = ? WHERE id = ?",
@@ -239,7 +246,8 @@ class HistoryStore:
             "UPDATE rollouts SET last_seq = max(last_seq, ?), last_event_at = ? WHERE id = ?",
             (event.seq, event.at, event.rollout_id),
         )
-        if isinstance(event, GateSample):
+        if kind == "gate_sample":
+            event = cast("GateSample", event)
             await execute(
                 "INSERT INTO gate_samples (event_id, rollout_id, gate, idx, result, value, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -253,7 +261,8 @@ class HistoryStore:
                     event.at,
                 ),
             )
-        elif isinstance(event, GateVerdict):
+        elif kind == "gate_verdict":
+            event = cast("GateVerdict", event)
             await execute(
                 "INSERT INTO gate_verdicts (event_id, rollout_id, gate, verdict, value, at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -340,7 +349,7 @@ class HistoryStore:
             sql += " LIMIT ?"
             params.append(max(0, limit))
         rows = await self._conn.execute_fetchall(sql, params)
-        return [event_from_json(row[0]) for row in rows]
+        return _parse_events(rows)
 
     async def last_events(
         self, rollout_id: str, limit: int, types: Sequence[str] | None = None
@@ -354,7 +363,7 @@ class HistoryStore:
         sql += " ORDER BY seq DESC, id DESC LIMIT ?"
         params.append(max(0, limit))
         rows = await self._conn.execute_fetchall(sql, params)
-        return [event_from_json(row[0]) for row in reversed(list(rows))]
+        return _parse_events(reversed(list(rows)))
 
     async def gate_samples(self, rollout_id: str, gate: str | None = None) -> list[GateSample]:
         sql = (
@@ -367,7 +376,19 @@ class HistoryStore:
             params.append(gate)
         sql += " ORDER BY e.seq, e.id"
         rows = await self._conn.execute_fetchall(sql, params)
-        return [cast(GateSample, event_from_json(row[0])) for row in rows]
+        return cast("list[GateSample]", _parse_events(rows))
+
+    async def sample_counts(self, rollout_id: str) -> dict[str, dict[str, int]]:
+        """Per gate, how many samples passed, failed and were inconclusive (no parsing)."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT gate, result, count(*) FROM gate_samples WHERE rollout_id = ?"
+            " GROUP BY gate, result ORDER BY gate",
+            (rollout_id,),
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for gate, result, count in rows:
+            counts.setdefault(str(gate), {})[str(result)] = int(count)
+        return counts
 
     async def gate_verdicts(self, rollout_id: str) -> list[GateVerdict]:
         rows = await self._conn.execute_fetchall(
@@ -375,7 +396,7 @@ class HistoryStore:
             " WHERE g.rollout_id = ? ORDER BY e.seq, e.id",
             (rollout_id,),
         )
-        return [cast(GateVerdict, event_from_json(row[0])) for row in rows]
+        return cast("list[GateVerdict]", _parse_events(rows))
 
     # -- control requests -------------------------------------------------------------------------
 
@@ -456,6 +477,12 @@ class _Transaction:
             await self._conn.execute("COMMIT")
         else:
             await self._conn.execute("ROLLBACK")
+
+
+def _parse_events(rows: Iterable[Any]) -> list[Event]:
+    from dhash_console.events import event_from_json
+
+    return [event_from_json(row[0]) for row in rows]
 
 
 def _prepare(path: Path) -> None:
