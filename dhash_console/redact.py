@@ -17,9 +17,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 MASK = "***"
 
-# A path segment that is a plain word (`services`, `api`, `webhooks`, `v10`) is not secret;
-# anything else (ids, tokens, signatures) is.
-_WORD_SEGMENT = re.compile(r"^(?:[A-Za-z][A-Za-z_-]{0,23}|v\d{1,2})$")
+# A path segment that is a short lower-case word (`services`, `api`, `webhooks`, `v10`) is
+# not secret; anything else (ids, tokens, signatures, mixed case) is.
+_WORD_SEGMENT = re.compile(r"^(?:[a-z][a-z_-]{0,15}|v\d{1,2})$")
 _MIN_PIECE = 6  # shorter URL pieces (`443`, `1.0`) are not worth masking on their own
 
 

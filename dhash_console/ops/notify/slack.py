@@ -51,7 +51,7 @@ def slack_payload(note: Notification) -> dict[str, Any]:
         )
     context = f"{note.kind} · rollout {note.rollout_id}" if note.rollout_id else note.kind
     blocks.append({"type": "context", "elements": [_plain(context, SECTION_MAX)]})
-    fallback = f"{EMOJI[note.severity]} {note.title}: {note.text}" if note.text else note.title
+    fallback = f"{EMOJI[note.severity]} {note.title}" + (f": {note.text}" if note.text else "")
     return {"text": truncate(_escape(fallback), FALLBACK_MAX), "blocks": blocks}
 
 
