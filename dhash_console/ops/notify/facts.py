@@ -126,9 +126,8 @@ class RolloutFacts:
             return "rollback_finished"
         elif isinstance(event, RolloutFinished):
             v.update(outcome=event.outcome.replace("_", " "), exit_code=str(event.exit_code))
-            v.setdefault("reason", event.reason)
-            if event.outcome != "succeeded":
-                v["reason"] = event.reason or v.get("reason", "")
+            if event.reason:
+                v["reason"] = event.reason
             self._decide(f"rollout ended: {v['outcome']}")
             return "rollout_succeeded" if event.outcome == "succeeded" else "rollout_failed"
         return None
