@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -171,8 +172,9 @@ async def test_email_over_starttls_with_credentials_from_the_environment(
 
 
 async def test_a_wrong_password_fails_without_saying_it(
-    smtp_starttls: tuple[Inbox, int, Path],
+    smtp_starttls: tuple[Inbox, int, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     _inbox, port, cert = smtp_starttls
     config = email_config(
         port,
@@ -191,6 +193,7 @@ async def test_a_wrong_password_fails_without_saying_it(
     )
     assert result.status == "failed" and result.counts_as_failure
     assert "SMTP 535" in result.detail and wrong not in result.detail
+    assert not any(wrong in record.getMessage() for record in caplog.records)
 
 
 async def test_missing_password_variable_means_not_configured(smtp: tuple[Inbox, int]) -> None:

@@ -227,7 +227,10 @@ class Notifier:
                 self._reports.task_done()
 
     async def drain(self, timeout: float) -> DeliveryReport:
-        """Wait up to `timeout` for queued sends; record the rest as not sent; stop."""
+        """Wait up to `timeout` for queued sends; record the rest as not sent; stop.
+
+        Journaling the outcomes then gets between 1 and 2 seconds more.
+        """
         self._flush_gates()
         deadline = asyncio.get_running_loop().time() + timeout
         report = DeliveryReport()
@@ -239,10 +242,12 @@ class Notifier:
         self._closed = True
         for lane in self._lanes:
             await self._stop(lane)
-        left = max(0.1, deadline - asyncio.get_running_loop().time())
+        # The outcomes must reach the history even when the sends ran out of time:
+        # journaling them gets at least a second of its own.
+        left = deadline - asyncio.get_running_loop().time()
         if self._reporter is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reports.join(), min(left, 2.0))
+                await asyncio.wait_for(self._reports.join(), min(max(left, 1.0), 2.0))
             self._reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reporter
