@@ -8,7 +8,7 @@ that came from outside (reasons, log lines) is cleaned of escapes and printed as
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -279,46 +279,61 @@ def _ending(record: RolloutRecord, status: str) -> str:
 
 
 def _print_list(console: Console, records: list[RolloutRecord], path: Any, env: str | None) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.measure import Measurement
-    from rich.table import Table
     from rich.text import Text
 
     if not records:
         where = f" for environment {env}" if env else ""
         console.print(Text(_safe(f"No rollouts{where} in {path}.")))
         return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for name in ("ID", "ENV", "FROM → TO", "STATUS", "STARTED (UTC)", "RAN", "WHO"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("WHY IT ENDED", overflow="fold")
+    header = ("ID", "ENV", "FROM → TO", "STATUS", "STARTED (UTC)", "RAN", "WHO", "WHY IT ENDED")
+    rows: list[tuple[list[str], str]] = []
     for record in records:
         status = record.effective_status
-        table.add_row(
-            Text(_safe(record.id)),
-            Text(_safe(record.env)),
-            Text(_safe(_versions(record)) + (" (dry run)" if record.dry_run else "")),
-            _status_text(status),
-            Text(_when(record.started_at, "%Y-%m-%d %H:%M")),
-            Text(_duration(record.elapsed_s)),
-            Text(_safe(f"{record.started_by} ({record.via})")),
-            Text(_safe(_ending(record, status))),
-        )
-    if not console.is_terminal:
-        # Piped output keeps each rollout on one line: as wide as the table needs (Rich
-        # clamps print(width=) to the console's width, so a console of that width prints it).
-        unbounded = console.options.update_width(10_000)
-        wide = max(console.width, Measurement.get(console, unbounded, table).maximum)
-        console = Console(
-            file=console.file,
-            width=wide,
-            color_system=cast(Any, console.color_system),
-            markup=False,
-            highlight=False,
-            emoji=False,
-        )
-    console.print(table)
+        label, style = STATUS_LABELS.get(status, (status, ""))
+        versions = _versions(record) + (" (dry run)" if record.dry_run else "")
+        cells = [
+            record.id,
+            record.env,
+            versions,
+            label,
+            _when(record.started_at, "%Y-%m-%d %H:%M"),
+            _duration(record.elapsed_s),
+            f"{record.started_by} ({record.via})",
+            _ending(record, status),
+        ]
+        rows.append(([_one_line(cell) for cell in cells], style))
+    # Plain aligned columns, one rollout a line (whole, also when piped: grep-able). A Rich
+    # Table would measure and render every cell several times: most of the 300 ms budget.
+    widths = [
+        max(_width(cells[i]) for cells in [list(header)] + [r[0] for r in rows])
+        for i in range(len(header))
+    ]
+    out = Text()
+    _columns(out, list(header), widths, "bold", status_style="bold")
+    out.append("  ".join("─" * w for w in widths[:-1]) + "  " + "─" * len(header[-1]) + "\n")
+    for cells, style in rows:
+        _columns(out, cells, widths, "", status_style=style)
+    out.rstrip()
+    console.print(out, soft_wrap=True)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(_safe(text).split())
+
+
+def _width(text: str) -> int:
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
+def _columns(out: Text, cells: list[str], widths: list[int], style: str, status_style: str) -> None:
+    for i, cell in enumerate(cells):
+        last = i == len(cells) - 1
+        out.append(cell, style=status_style if i == 3 else style)
+        if not last:
+            out.append(" " * (widths[i] - _width(cell) + 2))
+    out.append("\n")
 
 
 def _print_timeline(console: Console, record: RolloutRecord, timeline: dict[str, Any]) -> None:
