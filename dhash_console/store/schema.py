@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dhash_console.errors import UsageError
+
 Apply = Callable[[sqlite3.Connection], None] | str
 
 
@@ -112,8 +114,8 @@ CREATE TABLE IF NOT EXISTS schema_version (
 """
 
 
-class SchemaTooNew(RuntimeError):
-    """The database was written by a newer release than this one."""
+class SchemaTooNew(UsageError):
+    """The database was written by a newer release than this one (exit 2: nothing changed)."""
 
 
 def current_version(conn: sqlite3.Connection) -> int:
