@@ -50,11 +50,15 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--state-dir", type=Path, default=default, help="history database, run logs, locks"
     )
     parser.add_argument(
-        "--no-ui", action="store_true", default=False if top else argparse.SUPPRESS,
+        "--no-ui",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
         help="headless: progress as plain lines",
     )
     parser.add_argument(
-        "--json", action="store_true", default=False if top else argparse.SUPPRESS,
+        "--json",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
         help="one JSON object per event on stdout (implies --no-ui)",
     )
 
@@ -81,10 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _context(args: argparse.Namespace) -> CommandContext:
-    from dhash_console.config.loader import default_config_path, default_state_dir
+    from dhash_console.defaults import default_config_path, default_state_dir
 
     json_mode = bool(args.json)
-    no_ui = bool(args.no_ui) or json_mode or not sys.stdout.isatty() or _truthy(os.environ.get("CI"))
+    no_ui = (
+        bool(args.no_ui) or json_mode or not sys.stdout.isatty() or _truthy(os.environ.get("CI"))
+    )
     return CommandContext(
         config_path=args.config or default_config_path(),
         state_dir=args.state_dir or default_state_dir(),
@@ -128,8 +134,9 @@ def _report(ctx: CommandContext, exc: Exception) -> None:
     for line in lines:
         print(line, file=sys.stderr)
     if ctx.json:
-        ctx.emit_json({"type": "error", "exit_code": getattr(exc, "exit_code", 1),
-                       "message": str(exc)})
+        ctx.emit_json(
+            {"type": "error", "exit_code": getattr(exc, "exit_code", 1), "message": str(exc)}
+        )
 
 
 if __name__ == "__main__":

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from dhash_console.config.models import Config, Environment, ResolvedEnvironment
+from dhash_console.defaults import default_config_path, default_state_dir
 from dhash_console.errors import ConfigError, UsageError
 
-DEFAULT_CONFIG = "quality-gates-config.json"
-DEFAULT_STATE_DIR = ".dhash-console"
-
-
-def default_config_path() -> Path:
-    return Path(os.environ.get("DHASH_CONSOLE_CONFIG", DEFAULT_CONFIG))
-
-
-def default_state_dir() -> Path:
-    return Path(os.environ.get("DHASH_CONSOLE_STATE_DIR", DEFAULT_STATE_DIR))
+__all__ = ["default_config_path", "default_state_dir"]
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:

@@ -1,0 +1,164 @@
+"""Guarded rollouts end to end: the real CLI, the real reference service, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CLI = [sys.executable, "-m", "dhash_console"]
+
+
+def cli(config: Path, state: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "--config", str(config), "--state-dir", str(state), *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, "CI": ""},
+    )
+
+
+def json_lines(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def demo_config(local_config: Callable[..., Path]) -> Path:
+    # A 1 s interval keeps each run short; the gates and faults are the shipped ones.
+    return local_config(**{"environments.local.monitoring": {"interval_seconds": 1}})
+
+
+@pytest.fixture
+def stop_leftovers(tmp_path: Path) -> Iterator[None]:
+    """Whatever a test leaves running (a killed console's service) is stopped at the end."""
+    yield
+    for state in tmp_path.glob("**/local/*/service.json"):
+        pid = json.loads(state.read_text()).get("pid")
+        if pid:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def test_bad_release_rolls_back_and_exits_1(demo_config: Path, tmp_path: Path,
+                                            stop_leftovers: None) -> None:
+    state = tmp_path / "state"
+    result = cli(demo_config, state, "--json", "demo", "--scenario", "bad-release",
+                 "--duration-minutes", "0.5")
+    assert result.returncode == 1, result.stderr
+    events = json_lines(result.stdout)
+    summary = events[-1]
+    assert summary["type"] == "summary"
+    assert summary["outcome"] == "rolled_back"
+    assert summary["rollback_healthy"] is True
+    failed = [g for g in summary["gates"] if g["verdict"] == "failed"]
+    assert [g["gate"] for g in failed] == ["error_rate"]
+    assert failed[0]["value"] > 0.01 and failed[0]["condition"] == "<= 0.01"
+    assert failed[0]["samples"] >= 3
+    types = [e["type"] for e in events]
+    assert types.index("rollback_started") < types.index("rollback_finished")
+    finished = next(e for e in events if e["type"] == "rollback_finished")
+    assert finished["version"] == "1.0.0" and finished["healthy"] is True
+    # The demo stopped what it started.
+    assert not list(state.glob("local/*/service.json")) or "stopped" in result.stderr
+
+
+def test_healthy_release_passes_its_window(demo_config: Path, tmp_path: Path,
+                                           stop_leftovers: None) -> None:
+    result = cli(demo_config, tmp_path / "state", "--no-ui", "demo", "--scenario", "healthy",
+                 "--duration-minutes", "0.1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCEEDED" in result.stdout
+    history = cli(demo_config, tmp_path / "state", "--json", "history")
+    assert history.returncode == 0, history.stderr
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def journal_has(state: Path, sql: str) -> bool:
+    db = state / "history.sqlite3"
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute(sql).fetchone() is not None
+    except sqlite3.Error:
+        return False
+
+
+@pytest.fixture
+def running_rollout(demo_config: Path, tmp_path: Path,
+                    stop_leftovers: None) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [*CLI, "--config", str(demo_config), "--state-dir", str(state), "--json", "demo",
+         "--scenario", "healthy", "--duration-minutes", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(lambda: journal_has(
+            state, "select 1 from events where type = 'phase_started' and json like '%monitor%'"),
+            what="the monitoring window")
+        yield proc, state
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+def test_second_rollout_on_a_locked_environment_exits_4(
+    running_rollout: tuple[subprocess.Popen[str], Path], demo_config: Path
+) -> None:
+    proc, state = running_rollout
+    second = cli(demo_config, state, "--no-ui", "deploy", "--env", "local", "--version", "1.1.0")
+    assert second.returncode == 4, second.stderr
+    assert str(proc.pid) in second.stderr
+    assert "demo" in second.stderr or "deploy" in second.stderr
+
+
+def test_manual_rollback_from_another_terminal(
+    running_rollout: tuple[subprocess.Popen[str], Path], demo_config: Path
+) -> None:
+    proc, state = running_rollout
+    result = cli(demo_config, state, "--no-ui", "rollback", "--env", "local",
+                 "--reason", "hashes look wrong", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out, _ = proc.communicate(timeout=60)
+    events = json_lines(out)
+    assert events[-1]["outcome"] == "rolled_back"
+    requested = next(e for e in events if e["type"] == "rollback_requested")
+    assert requested["reason"] == "hashes look wrong" and requested["automatic"] is False
+
+
+def test_kill_9_leaves_an_intact_history_that_says_where_it_stopped(
+    running_rollout: tuple[subprocess.Popen[str], Path], demo_config: Path
+) -> None:
+    proc, state = running_rollout
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    with sqlite3.connect(state / "history.sqlite3") as conn:
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+    shown = cli(demo_config, state, "--json", "history")
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert "interrupted" in text and "monitor" in text
+    # The lock of the dead process does not hold the environment forever.
+    again = cli(demo_config, state, "--no-ui", "monitor", "--env", "local", "--dry-run",
+                "--duration-minutes", "0.02")
+    assert again.returncode != 4, again.stderr
