@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -43,20 +44,13 @@ class Recorder:
 
 
 def migrate(db: Path) -> None:
-    """A migrated dhash database: the project's migrations when present, else their tables."""
-    db.parent.mkdir(parents=True, exist_ok=True)
+    """A migrated dhash database: the project's own migrations, applied in order."""
     scripts = sorted((REPO / "migrations").glob("*.sql"))
-    with sqlite3.connect(db) as conn:
-        if scripts:
-            for script in scripts:
-                conn.executescript(script.read_text(encoding="utf-8"))
-        else:
-            conn.executescript(
-                "CREATE TABLE hashes (id INTEGER PRIMARY KEY, image_sha256 TEXT UNIQUE NOT NULL,"
-                " dhash TEXT NOT NULL, created_at TEXT NOT NULL);"
-                "CREATE TABLE processing_queue (id INTEGER PRIMARY KEY, image_sha256 TEXT NOT NULL,"
-                " status TEXT NOT NULL, created_at TEXT NOT NULL);"
-            )
+    assert scripts, "no migrations/*.sql to build the service's database from"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        for script in scripts:
+            conn.executescript(script.read_text(encoding="utf-8"))
 
 
 def pid_gone(pid: int) -> bool:
@@ -162,6 +156,59 @@ async def test_deploy_replace_rollback_from_another_instance_and_stop(
     assert state.pid is None and state.history[-1] == "1.0.0"
     service_log = (local_env.state_dir / "local" / "local" / "service.log").read_text()
     assert service_log.count("--- ") == 3  # one marker per start
+
+
+ROLLBACK_ELSEWHERE = """
+import asyncio, sys
+from pathlib import Path
+from dhash_console.config import load_config, resolve_environment
+from dhash_console.ops.deploy import build_deployer
+
+async def log(level, message):
+    print(level, message, flush=True)
+
+async def main():
+    config_path, state_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    env = resolve_environment(
+        load_config(config_path), "local", config_dir=config_path.parent, state_dir=state_dir
+    )
+    deployer = build_deployer(env)
+    print("found", await deployer.current_version(), flush=True)
+    await deployer.rollback(await deployer.previous_version(), log)
+    print("now", await deployer.current_version(), flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_another_process_finds_the_service_and_rolls_it_back(
+    local_env: ResolvedEnvironment, stopper: list[LocalServiceDeployer], tmp_path: Path
+) -> None:
+    driver = make(local_env, stopper)
+    await driver.deploy("1.0.0", Recorder())
+    await driver.deploy("1.1.0", Recorder())
+    replaced_pid = driver.read_state().pid
+    assert replaced_pid is not None
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ROLLBACK_ELSEWHERE,
+        str(tmp_path / "quality-gates-config.json"), str(local_env.state_dir),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=REPO,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = output.decode()
+    assert proc.returncode == 0, text
+    assert "found 1.1.0" in text and "now 1.0.0" in text
+
+    assert await until(lambda: pid_gone(replaced_pid))
+    status, body = await health(local_env)
+    assert (status, body["version"]) == (200, "1.0.0")
+    # The service the other process started outlived it, and this process can stop it.
+    assert await driver.current_version() == "1.0.0"
+    survivor = driver.read_state().pid
+    assert survivor is not None and survivor != replaced_pid
+    await driver.stop(Recorder())
+    assert await until(lambda: pid_gone(survivor))
 
 
 async def test_a_killed_service_reads_as_not_running(
