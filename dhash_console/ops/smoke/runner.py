@@ -58,7 +58,7 @@ async def _run_step(ctx: SmokeContext, group: Group, step: Step) -> SmokeResult:
         ok, skipped, detail = True, True, f"skipped: {exc}"
     except SmokeFailure as exc:
         detail = str(exc)
-    except TimeoutError:
+    except (TimeoutError, httpx.TimeoutException):  # whichever deadline fires first
         detail = f"timed out after {ctx.timeout_s:g}s"
     except httpx.HTTPError as exc:
         said = str(exc) or "no answer (connection closed or refused)"
