@@ -5,7 +5,8 @@ database, rotated by size. Every record carries the fields we promise to whoever
 these files (people, log shippers): `time` (ISO 8601, UTC), `level`, `rollout_id`, `env`,
 `phase`, `message`, plus `event` (the event type) and `data` (the event's fields).
 
-Secrets never reach the file: the values we are told about, and anything shaped like a
+Secrets never reach the file: the values we are told about (through `redact`, with their
+percent-encoded forms and a webhook URL's token on its own), and anything shaped like a
 password in a URL or a webhook URL, are redacted from every string before it is written.
 A console stream can be attached with its own threshold (validate-logging checks both).
 """
@@ -38,6 +39,7 @@ from dhash_console.events import (
     RolloutStarted,
     SubscriberDropped,
 )
+from dhash_console.redact import MASK, redact, url_secrets
 from dhash_console.textsafe import clean
 
 LEVELS: dict[str, int] = {
@@ -49,7 +51,7 @@ LEVELS: dict[str, int] = {
 PROMISED_FIELDS = ("time", "level", "rollout_id", "env", "phase", "message")
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_BACKUPS = 5
-REDACTED = "***"
+REDACTED = MASK
 
 # Environment variables whose values are secrets wherever they show up.
 _SECRET_ENV = re.compile(r"(WEBHOOK_URL|PASSWORD|PASSWD|TOKEN|SECRET|API_KEY)$", re.IGNORECASE)
@@ -79,12 +81,13 @@ class Redactor:
     """Removes known secret values and secret-shaped substrings from text."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # Longest first, so that a secret containing another is removed whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        # A webhook URL is also secret piece by piece (its token, its query): an error text
+        # may quote only part of it. Shorter than 4 characters would mask half the log.
+        pieces = {piece for secret in secrets if secret for piece in url_secrets(secret)}
+        self._secrets = sorted(piece for piece in pieces if len(piece) >= 4)
 
     def text(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
+        text = redact(text, self._secrets)  # and their percent-encoded forms
         text = _WEBHOOK.sub(lambda m: m["head"] + "/" + REDACTED, text)
         text = _URL_PASSWORD.sub(lambda m: m["head"] + REDACTED, text)
         return _QUERY_SECRET.sub(lambda m: m["head"] + REDACTED, text)

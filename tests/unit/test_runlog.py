@@ -165,3 +165,11 @@ def test_console_gets_its_levels_only_and_clean_text(tmp_path: Path) -> None:
     assert "\x1b" not in shown
     # The file keeps every level.
     assert [r["level"] for r in read_records(log.path)] == ["debug", "warning"]
+
+
+def test_a_told_webhook_is_masked_whole_in_pieces_and_percent_encoded() -> None:
+    webhook = "https://chat.example.net/hooks/AbCdEf123456?sig=Zz9/Yy8+Xx7"
+    redactor = Redactor([webhook])
+    assert "AbCdEf123456" not in redactor.text(f"posting to {webhook} failed")
+    assert redactor.text("retrying token AbCdEf123456") == "retrying token ***"
+    assert "Zz9" not in redactor.text("sig=Zz9%2FYy8%2BXx7 refused")
