@@ -15,6 +15,7 @@ import socket
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 EXIT_OK = 0
 EXIT_LISTEN = 1
@@ -96,6 +97,19 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def serve(args: argparse.Namespace) -> int:
+    received: list[int] = []
+    servers: list[Any] = []
+
+    def note_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        for server in servers:  # arrived between the check below and uvicorn taking over
+            server.should_exit = True
+
+    # From the first moment a stop request ends the process with status 0: before serving by
+    # not serving at all; while serving uvicorn takes the signals over, shuts down gracefully,
+    # then raises them again for the handlers that were there before: these.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, note_signal)
     _configure_logging()
     from dhash_console.localenv.db import SchemaMissing, check_schema
     from dhash_console.localenv.faults import FaultSpec
@@ -125,15 +139,7 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     server = uvicorn.Server(config)
-    received: list[int] = []
-
-    def note_signal(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-
-    # uvicorn handles SIGTERM/SIGINT while serving, then raises them again for the handlers
-    # that were there before: these, so that a requested shutdown ends with status 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, note_signal)
+    servers.append(server)
     LOG.info(
         "dhash %s on http://%s:%d (database %s, faults %s)",
         args.version,

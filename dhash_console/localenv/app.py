@@ -29,7 +29,7 @@ from dhash_console.localenv.faults import FaultSpec
 from dhash_console.localenv.injection import FaultMiddleware, FaultState
 from dhash_console.localenv.metrics import MetricsMiddleware, ServiceMetrics
 from dhash_console.localenv.routing import RouteTemplates
-from dhash_console.localenv.upload import MAX_UPLOAD_BYTES, UploadError, read_upload
+from dhash_console.localenv.upload import UploadError, read_upload
 
 LOG = logging.getLogger("dhash")
 API_PATHS = ("/hash", "/hashes/{id}", "/search")
@@ -249,5 +249,4 @@ def create_app(db_path: Path, version: str, faults: FaultSpec) -> Starlette:
         lifespan=lifespan,
     )
     app.state.service = service
-    app.state.max_upload_bytes = MAX_UPLOAD_BYTES
     return app
