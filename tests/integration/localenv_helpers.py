@@ -67,6 +67,7 @@ class RunningService:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    db: Path
 
     @property
     def url(self) -> str:
@@ -98,7 +99,7 @@ def spawn_service(
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    return RunningService(process, port, log_path)
+    return RunningService(process, port, log_path, db)
 
 
 def wait_until_answering(service: RunningService, timeout_s: float = 15.0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import json
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -263,6 +265,36 @@ def test_the_queue_is_worked_off(service: RunningService, tmp_path: Path) -> Non
         return float(family.samples[0].value)
 
     assert until(lambda: pending() == 0)
+
+
+def test_a_backup_reads_the_database_while_the_service_writes(
+    service: RunningService, tmp_path: Path
+) -> None:
+    with sqlite3.connect(service.db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        uploads = [pool.submit(upload, service.url, scene(seed)) for seed in range(12)]
+        copy = sqlite3.connect(tmp_path / "backup.sqlite3")
+        with contextlib.closing(sqlite3.connect(service.db)) as source, contextlib.closing(copy):
+            source.backup(copy, pages=1)  # page by page, interleaved with the writes
+            assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert [future.result().status_code for future in uploads] == [201] * 12
+
+
+async def test_health_is_down_when_the_database_cannot_be_read(tmp_path: Path) -> None:
+    db = migrated_db(tmp_path / "dhash.sqlite3")
+    app = create_app(db, "1.0.0", FaultSpec())
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://dhash") as client,
+    ):
+        assert (await client.get("/health")).status_code == 200
+        with sqlite3.connect(db) as conn:
+            conn.executescript("DROP TABLE processing_queue; DROP TABLE hashes;")
+        health = await client.get("/health")
+        assert health.status_code == 503
+        assert (health.json()["status"], health.json()["db"]) == ("down", "error")
 
 
 # -- faults --------------------------------------------------------------------------------------
