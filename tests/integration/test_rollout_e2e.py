@@ -20,10 +20,15 @@ pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "dhash_console"]
 
 
-def cli(config: Path, state: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(
+    config: Path, state: Path, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, "--config", str(config), "--state-dir", str(state), *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, "CI": ""},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "CI": ""},
     )
 
 
@@ -50,11 +55,20 @@ def stop_leftovers(tmp_path: Path) -> Iterator[None]:
                 pass
 
 
-def test_bad_release_rolls_back_and_exits_1(demo_config: Path, tmp_path: Path,
-                                            stop_leftovers: None) -> None:
+def test_bad_release_rolls_back_and_exits_1(
+    demo_config: Path, tmp_path: Path, stop_leftovers: None
+) -> None:
     state = tmp_path / "state"
-    result = cli(demo_config, state, "--json", "demo", "--scenario", "bad-release",
-                 "--duration-minutes", "0.5")
+    result = cli(
+        demo_config,
+        state,
+        "--json",
+        "demo",
+        "--scenario",
+        "bad-release",
+        "--duration-minutes",
+        "0.5",
+    )
     assert result.returncode == 1, result.stderr
     events = json_lines(result.stdout)
     summary = events[-1]
@@ -73,10 +87,19 @@ def test_bad_release_rolls_back_and_exits_1(demo_config: Path, tmp_path: Path,
     assert not list(state.glob("local/*/service.json")) or "stopped" in result.stderr
 
 
-def test_healthy_release_passes_its_window(demo_config: Path, tmp_path: Path,
-                                           stop_leftovers: None) -> None:
-    result = cli(demo_config, tmp_path / "state", "--no-ui", "demo", "--scenario", "healthy",
-                 "--duration-minutes", "0.1")
+def test_healthy_release_passes_its_window(
+    demo_config: Path, tmp_path: Path, stop_leftovers: None
+) -> None:
+    result = cli(
+        demo_config,
+        tmp_path / "state",
+        "--no-ui",
+        "demo",
+        "--scenario",
+        "healthy",
+        "--duration-minutes",
+        "0.1",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCEEDED" in result.stdout
     history = cli(demo_config, tmp_path / "state", "--json", "history")
@@ -103,18 +126,35 @@ def journal_has(state: Path, sql: str) -> bool:
 
 
 @pytest.fixture
-def running_rollout(demo_config: Path, tmp_path: Path,
-                    stop_leftovers: None) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+def running_rollout(
+    demo_config: Path, tmp_path: Path, stop_leftovers: None
+) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     state = tmp_path / "state"
     proc = subprocess.Popen(
-        [*CLI, "--config", str(demo_config), "--state-dir", str(state), "--json", "demo",
-         "--scenario", "healthy", "--duration-minutes", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            *CLI,
+            "--config",
+            str(demo_config),
+            "--state-dir",
+            str(state),
+            "--json",
+            "demo",
+            "--scenario",
+            "healthy",
+            "--duration-minutes",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        wait_for(lambda: journal_has(
-            state, "select 1 from events where type = 'phase_started' and json like '%monitor%'"),
-            what="the monitoring window")
+        wait_for(
+            lambda: journal_has(
+                state, "select 1 from events where type = 'phase_started' and json like '%monitor%'"
+            ),
+            what="the monitoring window",
+        )
         yield proc, state
     finally:
         if proc.poll() is None:
@@ -136,8 +176,17 @@ def test_manual_rollback_from_another_terminal(
     running_rollout: tuple[subprocess.Popen[str], Path], demo_config: Path
 ) -> None:
     proc, state = running_rollout
-    result = cli(demo_config, state, "--no-ui", "rollback", "--env", "local",
-                 "--reason", "hashes look wrong", "--yes")
+    result = cli(
+        demo_config,
+        state,
+        "--no-ui",
+        "rollback",
+        "--env",
+        "local",
+        "--reason",
+        "hashes look wrong",
+        "--yes",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out, _ = proc.communicate(timeout=60)
     events = json_lines(out)
@@ -159,6 +208,15 @@ def test_kill_9_leaves_an_intact_history_that_says_where_it_stopped(
     text = shown.stdout
     assert "interrupted" in text and "monitor" in text
     # The lock of the dead process does not hold the environment forever.
-    again = cli(demo_config, state, "--no-ui", "monitor", "--env", "local", "--dry-run",
-                "--duration-minutes", "0.02")
+    again = cli(
+        demo_config,
+        state,
+        "--no-ui",
+        "monitor",
+        "--env",
+        "local",
+        "--dry-run",
+        "--duration-minutes",
+        "0.02",
+    )
     assert again.returncode != 4, again.stderr
