@@ -108,13 +108,18 @@ class _DemoStage:
     async def start(self) -> None:
         from dhash_console.localenv.traffic import TrafficGenerator
         from dhash_console.ops.deploy import build_deployer
-        from dhash_console.ops.migrate import apply_migrations
+        from dhash_console.ops.migrate import apply_migrations, discover
 
         env = self.env
         assert env.sqlite_path is not None
         env.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         self.ctx.console.print(f"demo: bringing up dhash {INITIAL_VERSION} at {env.base_url}")
-        await apply_migrations(env.sqlite_path, env.migrations_dir, applied_by="demo")
+        # The schema 1.0.0 shipped with: all but the newest migration, which the release
+        # brings, so that a rollback shows the database restored from its backup.
+        files = discover(env.migrations_dir)
+        target = files[-2].version if len(files) > 1 else None
+        await apply_migrations(env.sqlite_path, env.migrations_dir, applied_by="demo",
+                               target=target)
         self.deployer = build_deployer(env)
         await self.deployer.ensure_running(INITIAL_VERSION, self._log)
         rps = getattr(env.deployer, "traffic_rps", 20.0)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 
@@ -75,6 +75,14 @@ class RolloutResult:
     extra: dict[str, object] = field(default_factory=dict)
 
 
+@dataclass
+class PhaseNote:
+    """How a phase that ran to its end came out (a window can end in a rollback)."""
+
+    status: Literal["ok", "failed"] = "ok"
+    detail: str = ""
+
+
 class PhaseFailed(Exception):
     """A phase could not do its work; the state machine decides what follows."""
 
@@ -129,15 +137,16 @@ class RolloutEngine:
         )
 
     @asynccontextmanager
-    async def phase(self, name: Phase, detail: str = "") -> AsyncIterator[None]:
+    async def phase(self, name: Phase, detail: str = "") -> AsyncIterator[PhaseNote]:
         await self._between_phases()
         started = self.clock.now()
         await self.publish(PhaseStarted(rollout_id=self.rollout_id, phase=name, detail=detail))
         status = "failed"
         note = ""
+        outcome = PhaseNote()
         try:
-            yield
-            status = "ok"
+            yield outcome
+            status, note = outcome.status, outcome.detail
         except PhaseFailed as exc:
             note = str(exc)
             raise
@@ -239,8 +248,10 @@ class RolloutEngine:
                     await self._smoke()
         except PhaseFailed as exc:
             return await self._rollback(str(exc), automatic=True)
-        async with self.phase("monitor", f"{duration_s / 60:g} minutes"):
+        async with self.phase("monitor", f"{duration_s / 60:g} minutes") as note:
             window = await self._monitor(duration_s)
+            if window.decision != "passed":
+                note.status, note.detail = "failed", window.reason
         if window.decision == "passed":
             return await self._finish("succeeded", 0, window.reason)
         if window.decision == "abort":

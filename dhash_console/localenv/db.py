@@ -24,13 +24,14 @@ from dhash_console.localenv.dhash import from_hex, hamming
 
 T = TypeVar("T")
 
-# What the service reads and writes: all three migrations applied.
+# What the service needs: the initial schema. The queue's bookkeeping columns (the
+# 20240325 migration) are used when present, so one build runs on the schema before and
+# after that migration (expand/contract), as a release must when a rollback restores it.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "hashes": ("id", "hash", "filename", "width", "height", "created_at"),
-    "processing_queue": (
-        "id", "hash_id", "status", "created_at", "attempts", "last_error", "updated_at",
-    ),
-}  # fmt: skip
+    "processing_queue": ("id", "hash_id", "status", "created_at"),
+}
+QUEUE_BOOKKEEPING = ("attempts", "last_error", "updated_at")
 
 BUSY_TIMEOUT_S = 5.0
 
@@ -104,6 +105,7 @@ class Database:
         self.busy_timeout_s = busy_timeout_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dhash-db")
         self._conn: sqlite3.Connection | None = None
+        self.queue_bookkeeping = False
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -123,6 +125,8 @@ class Database:
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(processing_queue)")}
+            self.queue_bookkeeping = all(c in columns for c in QUEUE_BOOKKEEPING)
             self._conn = conn
 
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
@@ -155,11 +159,18 @@ class Database:
                 )
                 new_id = cursor.lastrowid
                 assert new_id is not None
-                conn.execute(
-                    "INSERT INTO processing_queue (hash_id, status, created_at, updated_at)"
-                    " VALUES (?, 'pending', ?, ?)",
-                    (new_id, now, now),
-                )
+                if self.queue_bookkeeping:
+                    conn.execute(
+                        "INSERT INTO processing_queue (hash_id, status, created_at, updated_at)"
+                        " VALUES (?, 'pending', ?, ?)",
+                        (new_id, now, now),
+                    )
+                else:
+                    conn.execute(
+                        "INSERT INTO processing_queue (hash_id, status, created_at)"
+                        " VALUES (?, 'pending', ?)",
+                        (new_id, now),
+                    )
             return StoredHash(new_id, value, filename, width, height, now)
 
         return await self._run(work)
@@ -239,12 +250,19 @@ class Database:
             with _transaction(conn):
                 for queue_id, hash_id in rows:
                     status, error = ("done", None) if hash_id is not None else ("failed", "gone")
-                    conn.execute(
-                        "UPDATE processing_queue SET status = ?, last_error = ?,"
-                        " attempts = attempts + 1, updated_at = ?"
-                        " WHERE id = ? AND status = 'pending'",
-                        (status, error, now, queue_id),
-                    )
+                    if self.queue_bookkeeping:
+                        conn.execute(
+                            "UPDATE processing_queue SET status = ?, last_error = ?,"
+                            " attempts = attempts + 1, updated_at = ?"
+                            " WHERE id = ? AND status = 'pending'",
+                            (status, error, now, queue_id),
+                        )
+                    else:
+                        conn.execute(
+                            "UPDATE processing_queue SET status = ?"
+                            " WHERE id = ? AND status = 'pending'",
+                            (status, queue_id),
+                        )
             return len(rows)
 
         return await self._run(work)

@@ -243,9 +243,14 @@ def migration_status(db_path: Path, migrations_dir: Path) -> MigrationStatus:
 
 
 def plan_migrations(
-    db_path: Path, migrations_dir: Path, *, allow_out_of_order: bool = False
+    db_path: Path,
+    migrations_dir: Path,
+    *,
+    allow_out_of_order: bool = False,
+    target: str | None = None,
 ) -> MigrationPlan:
-    """What would run; refuses drift, out-of-order files and malformed files up front."""
+    """What would run (up to `target`, a version, if given); refuses drift, out-of-order
+    files and malformed files up front."""
     status = migration_status(db_path, migrations_dir)
     if status.drifted:
         names = ", ".join(m.path.name for m in status.drifted)
@@ -259,9 +264,13 @@ def plan_migrations(
             f"out of order: {names} is older than the newest applied "
             "migration (allow it explicitly to apply it anyway)"
         )
-    for migration in status.pending:
+    pending = status.pending
+    if target is not None:
+        limit = tuple(int(part) for part in target.split("_"))
+        pending = [m for m in pending if m.key <= limit]
+    for migration in pending:
         check_file(migration)
-    return MigrationPlan(status.pending, status)
+    return MigrationPlan(pending, status)
 
 
 def check_file(migration: MigrationFile) -> None:
@@ -388,9 +397,12 @@ def apply_migrations_sync(
     applied_by: str | None = None,
     lock_timeout_s: float = 10.0,
     allow_out_of_order: bool = False,
+    target: str | None = None,
 ) -> MigrationResult:
     say = log or (lambda _line: None)
-    plan = plan_migrations(db_path, migrations_dir, allow_out_of_order=allow_out_of_order)
+    plan = plan_migrations(
+        db_path, migrations_dir, allow_out_of_order=allow_out_of_order, target=target
+    )
     if dry_run:
         for migration in plan.pending:
             say(
@@ -410,7 +422,9 @@ def apply_migrations_sync(
         conn.execute(HISTORY_DDL)
         with migration_lock(conn, lock_timeout_s):
             # Planned again under the lock: another migrator may have run meanwhile.
-            plan = plan_migrations(db_path, migrations_dir, allow_out_of_order=allow_out_of_order)
+            plan = plan_migrations(
+                db_path, migrations_dir, allow_out_of_order=allow_out_of_order, target=target
+            )
             for migration in plan.pending:
                 say(f"applying {migration.path.name}")
                 _apply_one(conn, migration, who)
@@ -430,6 +444,7 @@ async def apply_migrations(
     applied_by: str | None = None,
     lock_timeout_s: float = 10.0,
     allow_out_of_order: bool = False,
+    target: str | None = None,
 ) -> MigrationResult:
     """Apply pending migrations in a thread, so the caller's event loop keeps running."""
     return await asyncio.to_thread(
@@ -441,4 +456,5 @@ async def apply_migrations(
         applied_by=applied_by,
         lock_timeout_s=lock_timeout_s,
         allow_out_of_order=allow_out_of_order,
+        target=target,
     )
