@@ -388,12 +388,12 @@ def test_it_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     empty = tmp_path / "empty.sqlite3"
     with sqlite3.connect(empty) as conn:
         conn.execute("CREATE TABLE unrelated (x)")
-    half = tmp_path / "half.sqlite3"  # the first migration only
-    first_only = tmp_path / "first-only"
-    first_only.mkdir()
-    first = sorted((Path(__file__).parents[2] / "migrations").glob("*.sql"))[0]
-    (first_only / first.name).write_text(first.read_text())
-    migrated_db(half, first_only)
+    half = tmp_path / "half.sqlite3"  # hashes, but no queue
+    with sqlite3.connect(half) as conn:
+        conn.execute(
+            "CREATE TABLE hashes (id INTEGER PRIMARY KEY, hash TEXT, filename TEXT,"
+            " width INTEGER, height INTEGER, created_at TEXT)"
+        )
     missing = tmp_path / "missing.sqlite3"
 
     # side by side: each refusal costs an interpreter start-up
@@ -405,9 +405,22 @@ def test_it_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     }
     results = {db: (proc.wait(timeout=30), proc.communicate()[1]) for db, proc in runs.items()}
     assert results[empty][0] == 3 and "lacks table hashes" in results[empty][1]
-    assert results[half][0] == 3 and "processing_queue.attempts" in results[half][1]
+    assert results[half][0] == 3 and "lacks table processing_queue" in results[half][1]
     assert results[missing][0] == 3 and "does not exist" in results[missing][1]
     assert not missing.exists()  # never created by the service
+
+
+def test_it_runs_on_the_schema_before_the_queue_migration(tmp_path: Path) -> None:
+    """Expand/contract: a rollback restores the older schema, and the service runs on it."""
+    first_two = tmp_path / "first-two"
+    first_two.mkdir()
+    for migration in sorted((Path(__file__).parents[2] / "migrations").glob("*.sql"))[:2]:
+        (first_two / migration.name).write_text(migration.read_text())
+    db = migrated_db(tmp_path / "older.sqlite3", first_two)
+    with running_service(db) as service:
+        answer = upload(service.url, png_of(KNOWN))
+        assert answer.status_code == 201, answer.text
+        assert httpx.get(service.url + "/health").status_code == 200
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
