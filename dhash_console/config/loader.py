@@ -15,16 +15,27 @@ from dhash_console.errors import ConfigError, UsageError
 __all__ = ["default_config_path", "default_state_dir"]
 
 
+_UNION_TAGS = {"deployer": ("local", "command"), "gates": ("http", "metrics", "prometheus")}
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    """`('gates', 1, 'metrics', 'max')` -> `gates[1].max` (the union tag is dropped)."""
+    """`('gates', 1, 'metrics', 'max')` -> `gates[1].max`: the union tag pydantic adds after
+    a discriminated field is dropped, and nothing else (an environment may be named local)."""
     out = ""
+    previous: list[int | str] = []
     for part in loc:
+        owner = previous[-2] if len(previous) >= 2 and isinstance(previous[-1], int) else (
+            previous[-1] if previous else None)
+        if isinstance(owner, str) and part in _UNION_TAGS.get(owner, ()) and (
+            owner == "deployer" or isinstance(previous[-1], int)
+        ):
+            previous.append(f"<{part}>")
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("http", "metrics", "prometheus", "local", "command") and out:
-            continue  # pydantic's discriminated-union tag, not a field
         else:
             out += f".{part}" if out else str(part)
+        previous.append(part)
     return out or "(top level)"
 
 

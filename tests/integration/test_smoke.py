@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import importlib.util
@@ -43,19 +42,12 @@ DB = [
 E2E = ["upload_images", "search_finds_near_duplicate", "cleanup"]
 
 
-# The DB group's "latest migration, no drift" needs the console's migrator.
-needs_migrator = pytest.mark.skipif(
-    importlib.util.find_spec("dhash_console.ops.migrate") is None,
-    reason="dhash_console.ops.migrate is not there yet",
-)
-
-
 def migrate_for_real(db: Path, migrations: Path = MIGRATIONS) -> Path:
     """Through the console's migrator, so schema_migrations records what was applied."""
-    from dhash_console.ops.migrate import apply_migrations
+    from dhash_console.ops.migrate import apply_migrations_sync
 
     db.parent.mkdir(parents=True, exist_ok=True)
-    asyncio.run(apply_migrations(db, migrations))
+    apply_migrations_sync(db, migrations)
     return db
 
 
@@ -140,7 +132,6 @@ def test_the_known_hash_is_what_the_service_algorithm_gives() -> None:
         assert hamming(original, different) >= 60
 
 
-@needs_migrator
 def test_passes_against_a_healthy_service_and_cleans_up(
     healthy: tuple[RunningService, Path], write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -169,7 +160,6 @@ def test_passes_against_a_healthy_service_and_cleans_up(
     ]
 
 
-@needs_migrator
 def test_human_summary_names_groups(
     healthy: tuple[RunningService, Path], write_config: Callable[..., Path]
 ) -> None:
@@ -180,7 +170,6 @@ def test_human_summary_names_groups(
         assert text in result.stdout
 
 
-@needs_migrator
 def test_a_failing_service_fails_the_api_and_end_to_end_groups(
     faulty: tuple[RunningService, Path], write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -233,7 +222,6 @@ async def test_a_missing_database_is_not_created_by_the_read_only_check(
     assert all(r.ok for r in report.group("api") + report.group("e2e"))
 
 
-@needs_migrator
 async def test_a_drifted_migration_fails_the_db_group(
     healthy: tuple[RunningService, Path],
     shipped_config_data: dict[str, Any],
