@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dhash_console.commands.context import CommandContext
 
+THEME_ENV = "DHASH_CONSOLE_THEME"
 
-def run_console(ctx: CommandContext) -> int:
-    import sys
 
-    print(
-        "The operator console (TUI) is not in this release yet. Use a command, for example:\n"
-        "  dhash-console demo --scenario bad-release --no-ui\n"
-        "  dhash-console deploy --env local --version 1.1.0 --no-ui\n"
-        "See dhash-console --help.",
-        file=sys.stderr,
+def choose_theme(flag: str | None, env_value: str | None, config_theme: str | None) -> str:
+    """--theme first, then $DHASH_CONSOLE_THEME, then the config's console.theme, then dark."""
+    for choice in (flag, env_value, config_theme):
+        if choice and choice.strip():
+            return choice.strip()
+    return "dark"
+
+
+def run_console(ctx: CommandContext, theme: str | None = None) -> int:
+    """Run the TUI until the operator quits; rollouts it launched run on."""
+    from dhash_console.errors import ConsoleError
+    from dhash_console.ui.tui.app import ConsoleApp
+
+    config = None
+    config_theme = None
+    try:
+        config = ctx.config
+        config_theme = config.console.theme
+    except ConsoleError:
+        pass  # the console opens anyway and says why launching is off
+    flag = theme if theme is not None else getattr(ctx, "theme", None)
+    app = ConsoleApp(
+        config_path=ctx.config_path,
+        state_dir=ctx.state_dir,
+        config=config,
+        theme=choose_theme(flag, os.environ.get(THEME_ENV), config_theme),
     )
-    return 2
+    result = app.run()
+    return int(result or 0)
