@@ -1,0 +1,145 @@
+"""`r`: the confirm panel states the plan, guards against stray keys, and sends at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual.widgets import Button
+
+from dhash_console.events import ControlAcknowledged
+from dhash_console.store.history import HistoryStore
+from dhash_console.ui.tui.app import ConsoleApp
+from dhash_console.ui.tui.screens.confirm_rollback import ConfirmRollbackScreen
+from dhash_console.ui.tui.screens.dashboard import DashboardScreen
+from tests.tui.helpers import Journal, wait_for, wait_text
+
+
+async def _attached(
+    make_app: Callable[..., ConsoleApp], journal: Journal, env: str = "local"
+) -> ConsoleApp:
+    await journal.start(env=env)
+    t = await journal.phases_to_monitor()
+    await journal.passing_rounds(t, 2)
+    return make_app(attach=journal.rollout_id)
+
+
+async def test_focus_starts_on_cancel_and_enter_or_escape_never_confirms(
+    make_app: Callable[..., ConsoleApp], journal: Journal, store: HistoryStore
+) -> None:
+    app = await _attached(make_app, journal)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(
+            pilot, lambda: app.dashboard.state is not None and app.dashboard.state.active
+        )
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmRollbackScreen))
+        text = await wait_text(pilot, "return to:", "1.0.0", "database:", "discards:")
+        assert "RESTORED from backup" in text  # a migration was pending and migrate ran ok
+        assert app.focused is not None and app.focused.id == "cancel"
+        await pilot.press("enter")  # Enter on Cancel
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmRollbackScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        assert await store.control_requests(journal.rollout_id) == []
+
+
+async def test_confirmed_rollback_goes_out_at_once_and_the_ack_is_shown(
+    make_app: Callable[..., ConsoleApp], journal: Journal, store: HistoryStore
+) -> None:
+    app = await _attached(make_app, journal)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(
+            pilot, lambda: app.dashboard.state is not None and app.dashboard.state.active
+        )
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmRollbackScreen))
+        confirm = app.screen.query_one("#confirm", Button)
+        assert confirm.disabled  # no reason yet
+        app.screen.query_one("#reason").focus()
+        await pilot.press(*"p95 climbing", "enter")  # Enter in the field moves on, never confirms
+        assert isinstance(app.screen, ConfirmRollbackScreen)
+        assert not confirm.disabled
+        confirm.focus()
+        pressed = time.monotonic()
+        await pilot.press("enter")
+        requests: list[object] = []
+
+        async def poll() -> bool:
+            requests[:] = await store.control_requests(journal.rollout_id)
+            return bool(requests)
+
+        deadline = time.monotonic() + 2
+        while not await poll():
+            assert time.monotonic() < deadline, "no control request written"
+            await pilot.pause(0.01)
+        assert time.monotonic() - pressed < 0.5
+        request = requests[0]
+        assert getattr(request, "action") == "rollback"  # noqa: B009
+        assert getattr(request, "reason") == "p95 climbing"  # noqa: B009
+        await wait_text(pilot, "rollback requested, waiting for the engine")
+        # The engine takes it and journals its answer; the console says so.
+        await journal.emit(
+            ControlAcknowledged(
+                rollout_id=journal.rollout_id,
+                request_id=getattr(request, "id"),  # noqa: B009
+                action="rollback",
+                by="someone",
+                result="rolling back",
+            )
+        )
+        await journal.rollback(time.time(), "p95 climbing", finish=False)
+        await wait_text(pilot, "ROLLING BACK", "● rollback", "request #1 rollback")
+
+
+async def test_production_needs_the_name_typed(
+    make_app: Callable[..., ConsoleApp], journal: Journal, store: HistoryStore
+) -> None:
+    app = await _attached(make_app, journal, env="production")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(
+            pilot, lambda: app.dashboard.state is not None and app.dashboard.state.active
+        )
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmRollbackScreen))
+        await wait_text(pilot, "Type the environment's name (production)")
+        screen = app.screen
+        confirm = screen.query_one("#confirm", Button)
+        screen.query_one("#reason").focus()
+        await pilot.press(*"error rate")
+        assert confirm.disabled
+        screen.query_one("#env-name").focus()
+        await pilot.press(*"prod")
+        assert confirm.disabled
+        await pilot.press(*"uction")
+        assert not confirm.disabled
+        await pilot.click("#confirm")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        deadline = time.monotonic() + 2
+        while not await store.control_requests(journal.rollout_id):
+            assert time.monotonic() < deadline
+            await pilot.pause(0.02)
+
+
+async def test_replay_and_ended_rollouts_cannot_be_steered(
+    make_app: Callable[..., ConsoleApp], journal: Journal, store: HistoryStore
+) -> None:
+    await journal.start()
+    t = await journal.phases_to_monitor()
+    await journal.rollback(t + 5, "gate health failed")
+    app = make_app(attach=journal.rollout_id)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: (
+                app.dashboard.state is not None
+                and not app.dashboard.state.active
+                and app.dashboard.state.finished is not None
+            ),
+        )
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, DashboardScreen)
+        assert await store.control_requests(journal.rollout_id) == []
