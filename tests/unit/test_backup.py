@@ -1,0 +1,283 @@
+"""Backups: sha256sum-compatible sidecars, retention, restore, and every tamper case refused
+before anything is touched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dhash_console.ops.backup import (
+    DB_MEMBER,
+    MANIFEST,
+    BackupInvalid,
+    apply_retention,
+    check_backup,
+    create_backup_sync,
+    list_backups,
+    restore_backup_sync,
+    sidecar_path,
+    verify_backup,
+)
+from dhash_console.ops.migrate import apply_migrations_sync
+from tests.integration.localenv_helpers import MIGRATIONS
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "db" / "dhash.sqlite3"
+    path.parent.mkdir()
+    apply_migrations_sync(path, MIGRATIONS)
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO hashes (hash, filename, width, height, created_at) VALUES (?,?,?,?,?)",
+            [(f"{i:016x}", f"f{i}.png", 9, 8, "2026-12-04") for i in range(500)],
+        )
+    return path
+
+
+@pytest.fixture
+def backup(db: Path, tmp_path: Path) -> Path:
+    return create_backup_sync(db, tmp_path / "backups", "local", service_version="1.0.0").path
+
+
+def test_backup_is_a_verified_zip_with_a_sha256sum_sidecar(backup: Path) -> None:
+    assert backup.name.startswith("dhash_local_") and backup.suffix == ".zip"
+    result = subprocess.run(
+        ["sha256sum", "-c", sidecar_path(backup).name],
+        cwd=backup.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = verify_backup(backup)
+    assert [c.name for c in report.checks] == [
+        "sidecar",
+        "zip",
+        "members",
+        "manifest",
+        "contents",
+        "restore drill",
+    ]
+    manifest = report.manifest
+    assert manifest["environment"] == "local" and manifest["service_version"] == "1.0.0"
+    assert [m["version"] for m in manifest["migrations"]] == [
+        "20240315_001",
+        "20240320_001",
+        "20240325_001",
+    ]
+    assert manifest["members"][DB_MEMBER]["size"] > 0
+
+
+def test_files_are_readable_by_their_owner_only(backup: Path) -> None:
+    for path in (backup, sidecar_path(backup)):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_no_temporary_files_are_left(backup: Path) -> None:
+    assert sorted(p.name for p in backup.parent.iterdir()) == [
+        backup.name,
+        sidecar_path(backup).name,
+    ]
+
+
+def rehash(path: Path) -> None:
+    """Make the sidecar match a tampered zip, so the deeper checks are what refuse it."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    sidecar_path(path).write_text(f"{digest}  {path.name}\n")
+
+
+def rebuild(backup: Path, members: list[tuple[zipfile.ZipInfo | str, bytes]]) -> None:
+    with zipfile.ZipFile(backup, "w") as archive:
+        for info, data in members:
+            archive.writestr(info, data)
+    rehash(backup)
+
+
+def original_members(backup: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(backup) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def flip_byte(backup: Path) -> None:
+    data = bytearray(backup.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    backup.write_bytes(bytes(data))
+
+
+def truncate(backup: Path) -> None:
+    backup.write_bytes(backup.read_bytes()[: backup.stat().st_size // 2])
+    rehash(backup)
+
+
+def missing_sidecar(backup: Path) -> None:
+    sidecar_path(backup).unlink()
+
+
+def wrong_sidecar_name(backup: Path) -> None:
+    digest = hashlib.sha256(backup.read_bytes()).hexdigest()
+    sidecar_path(backup).write_text(f"{digest}  other.zip\n")
+
+
+def member_named(name: str) -> Callable[[Path], None]:
+    def tamper(backup: Path) -> None:
+        members = original_members(backup)
+        rebuild(backup, [(MANIFEST, members[MANIFEST]), (name, members[DB_MEMBER])])
+
+    return tamper
+
+
+def duplicate_member(backup: Path) -> None:
+    members = original_members(backup)
+    rebuild(
+        backup,
+        [
+            (MANIFEST, members[MANIFEST]),
+            (DB_MEMBER, members[DB_MEMBER]),
+            (DB_MEMBER, members[DB_MEMBER]),
+        ],
+    )
+
+
+def symlink_member(backup: Path) -> None:
+    members = original_members(backup)
+    link = zipfile.ZipInfo(DB_MEMBER)
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    rebuild(backup, [(MANIFEST, members[MANIFEST]), (link, b"/etc/passwd")])
+
+
+def zip_bomb(backup: Path) -> None:
+    members = original_members(backup)
+    bomb = zipfile.ZipInfo(DB_MEMBER)
+    bomb.compress_type = zipfile.ZIP_DEFLATED
+    rebuild(backup, [(MANIFEST, members[MANIFEST]), (bomb, b"\0" * 50_000_000)])
+
+
+def manifest_mismatch(backup: Path) -> None:
+    members = original_members(backup)
+    manifest = json.loads(members[MANIFEST])
+    manifest["members"][DB_MEMBER]["sha256"] = "0" * 64
+    rebuild(backup, [(DB_MEMBER, members[DB_MEMBER]), (MANIFEST, json.dumps(manifest).encode())])
+
+
+def corrupt_database(backup: Path) -> None:
+    members = original_members(backup)
+    data = bytearray(members[DB_MEMBER])
+    for page in range(4096, len(data), 4096):  # every b-tree page's header, not the file's
+        data[page : page + 8] = b"\xff" * 8
+    manifest = json.loads(members[MANIFEST])
+    manifest["members"][DB_MEMBER] = {
+        "size": len(data),
+        "sha256": hashlib.sha256(bytes(data)).hexdigest(),
+    }
+    rebuild(backup, [(DB_MEMBER, bytes(data)), (MANIFEST, json.dumps(manifest).encode())])
+
+
+TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "flipped byte": (flip_byte, "sidecar"),
+    "truncated zip": (truncate, "zip"),
+    "missing sidecar": (missing_sidecar, "sidecar"),
+    "sidecar for another file": (wrong_sidecar_name, "sidecar"),
+    "../x": (member_named("../x"), "members"),
+    "/x": (member_named("/x"), "members"),
+    "C:x": (member_named("C:x"), "members"),
+    "unknown member": (member_named("evil.sh"), "members"),
+    "duplicate names": (duplicate_member, "members"),
+    "symlink member": (symlink_member, "members"),
+    "zip bomb": (zip_bomb, "members"),
+    "manifest mismatch": (manifest_mismatch, "contents"),
+    "corrupt database inside": (corrupt_database, "restore drill"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERS))
+def test_tampered_backup_is_refused_before_anything_is_touched(
+    case: str, backup: Path, db: Path
+) -> None:
+    tamper, failing_check = TAMPERS[case]
+    tamper(backup)
+    report = check_backup(backup)
+    assert not report.ok
+    assert report.first_failure is not None and report.first_failure.name == failing_check
+    before = db.read_bytes()
+    with pytest.raises(BackupInvalid):
+        restore_backup_sync(backup, db)
+    assert db.read_bytes() == before  # byte for byte
+    assert sorted(p.name for p in db.parent.iterdir()) == sorted(
+        p.name for p in db.parent.iterdir() if not p.name.startswith(".restore-")
+    )
+
+
+def test_restore_swaps_in_the_backup_and_keeps_the_replaced_database(
+    backup: Path, db: Path
+) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM hashes")
+    result = restore_backup_sync(backup, db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM hashes").fetchone()[0] == 500
+    assert result.kept_as is not None
+    with sqlite3.connect(result.kept_as) as conn:  # the restore can itself be undone
+        assert conn.execute("SELECT count(*) FROM hashes").fetchone()[0] == 0
+
+
+def test_retention_keeps_the_newest_and_never_the_protected(db: Path, tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    made = [create_backup_sync(db, backups, "local", service_version=None).path for _ in range(4)]
+    removed = apply_retention(backups, "local", keep=2, protect=(made[0],))
+    remaining = {b.path for b in list_backups(backups, "local")}
+    assert made[0] in remaining  # protected, though oldest
+    assert set(removed) == {made[1]}
+    assert made[2] in remaining and made[3] in remaining
+
+
+def test_a_zip_without_its_sidecar_is_listed_incomplete(backup: Path) -> None:
+    sidecar_path(backup).unlink()
+    (info,) = list_backups(backup.parent)
+    assert info.complete is False
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from dhash_console.ops.backup import create_backup_sync
+create_backup_sync(Path(sys.argv[1]), Path(sys.argv[2]), "local", service_version=None)
+"""
+
+
+def test_kill_9_in_the_middle_of_a_backup_leaves_nothing_that_looks_complete(
+    tmp_path: Path,
+) -> None:
+    big = tmp_path / "big.sqlite3"
+    with sqlite3.connect(big) as conn:
+        conn.execute("CREATE TABLE blob (data BLOB)")
+        conn.executemany("INSERT INTO blob VALUES (randomblob(1000000))", [()] * 150)
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(big), str(backups)])
+    try:
+        deadline = time.monotonic() + 30
+        # Killed while the zip is being written: the partial file is there, not yet renamed.
+        while not list(backups.glob(".dhash_*.partial-*")):
+            assert proc.poll() is None, "the backup finished before it could be killed"
+            assert time.monotonic() < deadline, "no partial zip appeared"
+            time.sleep(0.005)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not list(backups.glob("dhash_*.zip.sha256"))
+    complete = [b for b in list_backups(backups) if b.complete]
+    assert complete == [] or all(check_backup(b.path).ok for b in complete)
+    # Nothing that a rollback would take: a zip appears only after fsync, the sidecar last.
+    for zip_path in backups.glob("dhash_*.zip"):
+        if sidecar_path(zip_path).exists():
+            assert check_backup(zip_path).ok
