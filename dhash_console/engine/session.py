@@ -56,6 +56,7 @@ class SessionOptions:
     control: Control | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     notifications: NotificationsConfig | None = None  # None: send nothing
+    notify_drain_s: float = NOTIFY_DRAIN_S  # after the end, how long sends may still take
     console_notice: Callable[[str], None] | None = None
     on_engine: Callable[[RolloutEngine], Awaitable[None] | None] | None = None
 
@@ -158,7 +159,7 @@ async def run_rollout(
             await bus.publish(LockReleased(rollout_id=rollout_id, env=env.name))
         if notifier is not None:
             with contextlib.suppress(Exception):
-                await notifier.drain(NOTIFY_DRAIN_S)
+                await notifier.drain(options.notify_drain_s)
         bus.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), FACE_DRAIN_S)
