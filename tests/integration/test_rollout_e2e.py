@@ -220,3 +220,19 @@ def test_kill_9_leaves_an_intact_history_that_says_where_it_stopped(
         "0.02",
     )
     assert again.returncode != 4, again.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_is_journaled_and_the_demo_stops_what_it_started(
+    running_rollout: tuple[subprocess.Popen[str], Path], demo_config: Path, sig: int
+) -> None:
+    proc, state = running_rollout
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    events = json_lines(out)
+    finished = next(e for e in events if e["type"] == "rollout_finished")
+    assert finished["outcome"] == "interrupted"
+    assert "dhash service stopped" in err
+    service = next(state.glob("local/*/service.json"))
+    assert json.loads(service.read_text()).get("pid") is None
