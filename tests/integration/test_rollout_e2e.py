@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,10 +50,8 @@ def stop_leftovers(tmp_path: Path) -> Iterator[None]:
     for state in tmp_path.glob("**/local/*/service.json"):
         pid = json.loads(state.read_text()).get("pid")
         if pid:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
 
 
 def test_bad_release_rolls_back_and_exits_1(
