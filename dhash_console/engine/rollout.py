@@ -304,7 +304,8 @@ class RolloutEngine:
                 names = ", ".join(str(m) for m in status.unknown)
                 await self.log("warning", f"applied migrations unknown on disk: {names}")
             await self.log("info", f"{len(status.pending)} pending migration(s)")
-            env.backups_dir.mkdir(parents=True, exist_ok=True)
+            if not self.request.dry_run:
+                env.backups_dir.mkdir(parents=True, exist_ok=True)
         if self.previous_version is not None and not self.request.monitor_only:
             healthy = await self.deployer.healthy()
             if not healthy:
@@ -338,7 +339,12 @@ class RolloutEngine:
         if self.request.dry_run:
             plan = await asyncio.to_thread(migrate.plan_migrations, db, self.env.migrations_dir)
             for step in plan.pending:
-                await self.log("info", f"dry run: would apply {step}")
+                kind = "" if step.transactional else ", no transaction"
+                await self.log(
+                    "info",
+                    f"dry run: would apply {step.path.name} "
+                    f"({len(step.statements())} statements{kind})",
+                )
             return
         lines: list[str] = []
         try:

@@ -235,3 +235,30 @@ def test_interrupt_is_journaled_and_the_demo_stops_what_it_started(
     assert "dhash service stopped" in err
     service = next(state.glob("local/*/service.json"))
     assert json.loads(service.read_text()).get("pid") is None
+
+
+def test_dry_run_runs_every_check_and_changes_nothing(demo_config: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    result = cli(
+        demo_config,
+        state,
+        "--json",
+        "deploy",
+        "--env",
+        "local",
+        "--version",
+        "1.1.0",
+        "--dry-run",
+        "--duration-minutes",
+        "0.05",
+    )
+    assert result.returncode == 0, result.stderr
+    events = json_lines(result.stdout)
+    phases = [e["phase"] for e in events if e["type"] == "phase_finished"]
+    assert phases == ["prechecks", "backup", "migrate", "deploy", "smoke", "monitor"]
+    messages = " ".join(e.get("message", "") for e in events if e["type"] == "log_line")
+    assert "would apply 20240315_001_initial_dhash_schema.sql" in messages
+    assert "would deploy 1.1.0" in messages
+    assert not (state / "local" / "dhash.sqlite3").exists()  # no database created
+    assert not list((tmp_path / "backups").glob("*.zip"))  # no backup written
+    assert not list(state.glob("local/*/service.json"))  # nothing started
