@@ -13,13 +13,14 @@ from dhash_console.ui.tui.format import sparkline, value
 from dhash_console.ui.tui.palette import mark, status_style
 from dhash_console.ui.tui.state import GateRow
 
+# Fixed widths: columns never dance as values change under the operator's eyes.
 COLUMNS = (
-    ("status", "status"),
-    ("gate", "gate"),
-    ("last", "last"),
-    ("condition", "threshold"),
-    ("fails", "fails/limit"),
-    ("trend", "trend"),
+    ("status", "status", 16),
+    ("gate", "gate", 18),
+    ("last", "last", 14),
+    ("condition", "threshold", 22),
+    ("fails", "fails/limit", 14),
+    ("trend", "trend", 24),
 )
 
 
@@ -35,14 +36,14 @@ class GateTable(DataTable[Text]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
 
     def show_gates(self, rows: Iterable[GateRow]) -> None:
         for row in rows:
             cells = self._cells(row)
             if row.name in self.rows:
-                for (key, _), cell in zip(COLUMNS, cells, strict=True):
+                for (key, _, _), cell in zip(COLUMNS, cells, strict=True):
                     self.update_cell(row.name, key, cell)
             else:
                 self.add_row(*cells, key=row.name)
@@ -67,7 +68,7 @@ class GateTable(DataTable[Text]):
             last,
             Text(clean(row.condition)),
             Text(fails, style=style if row.consecutive_fails else ""),
-            Text(sparkline(list(row.recent)), style=style),
+            Text(sparkline(list(row.recent), width=22), style=style),
         )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -12,7 +12,7 @@ from dhash_console.ui.tui.state import RolloutState
 
 
 class RolloutHeader(Static):
-    DEFAULT_CSS = "RolloutHeader { height: auto; }"
+    DEFAULT_CSS = "RolloutHeader { height: 2; }"  # fixed: the layout never jumps
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", markup=False, id=id)

@@ -39,6 +39,8 @@ class WindowProgress(Horizontal):
         text = f"window {duration(elapsed)} / {duration(total)} · {duration(remaining)} left"
         if state.finished is not None:
             text += " · ended"
+        elif state.rollback_requested is not None:
+            text += " · stopped: rolling back"
         elif state.paused_since is not None:
             text += " · PAUSED (the window waits)"
         elif state.phases["monitor"].status == "running":
