@@ -1,0 +1,113 @@
+"""Backup, verification and restore speed on a 1 GiB SQLite database (TARGETS.md).
+
+Compared in the same run with the seed's shell pipeline run one step after another
+(`sqlite3 .backup` + `zip` + `sha256sum`), with `sha256sum` alone, and with `cp`.
+
+    python bench/bench_backup.py [--size-mib 1024] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dhash_console.ops.backup import (  # noqa: E402
+    create_backup_sync,
+    restore_backup_sync,
+    sha256_file,
+)
+
+
+def build_database(size_mib: int) -> Path:
+    """Cached under /tmp: rows of hash-like text and padding, about as compressible as data."""
+    path = Path(tempfile.gettempdir()) / f"dhash-bench-backup-{size_mib}mib.sqlite3"
+    if path.exists():
+        return path
+    rows = size_mib * 1024  # ~1 KiB a row
+    partial = path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    with sqlite3.connect(partial) as conn:
+        conn.execute("CREATE TABLE hashes (id INTEGER PRIMARY KEY, hash TEXT, payload BLOB)")
+        conn.execute(
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) "
+            "INSERT INTO hashes (hash, payload) SELECT hex(randomblob(8)), "
+            "hex(randomblob(256)) || zeroblob(480) FROM n",
+            (rows,),
+        )
+    partial.rename(path)
+    return path
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def median(runs: int, action: Callable[[], object]) -> float:
+    return statistics.median(timed(action) for _ in range(runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    for tool in ("sqlite3", "zip", "sha256sum", "cp"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is needed for the reference measurement")
+    db = build_database(args.size_mib)
+    size = db.stat().st_size
+    print(f"database {size / 2**20:.0f} MiB, median of {args.runs} runs")
+    with tempfile.TemporaryDirectory(dir=db.parent) as scratch:
+        work = Path(scratch)
+
+        def ours() -> None:
+            out = work / "ours"
+            shutil.rmtree(out, ignore_errors=True)
+            create_backup_sync(db, out, "bench", service_version=None)
+
+        def pipeline() -> None:
+            snap = work / "snap.sqlite3"
+            snap.unlink(missing_ok=True)
+            (work / "snap.zip").unlink(missing_ok=True)
+            subprocess.run(["sqlite3", str(db), f".backup {snap}"], check=True)
+            subprocess.run(["zip", "-q", "snap.zip", "snap.sqlite3"], cwd=work, check=True)
+            subprocess.run(["sha256sum", "snap.zip"], cwd=work, check=True,
+                           stdout=subprocess.DEVNULL)
+
+        reference = median(args.runs, pipeline)
+        backup = median(args.runs, ours)
+        print(f"backup    ours {backup:6.2f} s   sqlite3+zip+sha256sum {reference:6.2f} s   "
+              f"ratio {backup / reference:.2f} (target < 1)")
+
+        zip_path = next((work / "ours").glob("*.zip"))
+        hashing = median(args.runs, lambda: sha256_file(zip_path))
+        tool = median(args.runs, lambda: subprocess.run(
+            ["sha256sum", str(zip_path)], check=True, stdout=subprocess.DEVNULL))
+        print(f"sha256    ours {hashing:6.2f} s   sha256sum {tool:6.2f} s   "
+              f"speed {tool / hashing:.2f} of sha256sum's (target >= 0.80)")
+
+        target = work / "restored.sqlite3"
+        restore = median(args.runs, lambda: restore_backup_sync(zip_path, target))
+        copy = median(args.runs, lambda: subprocess.run(
+            ["cp", str(db), str(work / "copy.sqlite3")], check=True))
+        print(f"restore   ours {restore:6.2f} s   cp {copy:6.2f} s   "
+              f"ratio {restore / copy:.2f} (target <= 1.2; ours verifies, drills and swaps)")
+        for kept in work.glob("restored.sqlite3.replaced-*"):
+            kept.unlink()
+
+
+if __name__ == "__main__":
+    main()
