@@ -54,9 +54,6 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _create(ctx: CommandContext, env_name: str, dry_run: bool) -> int:
     import asyncio
-    import os
-    import socket
-    import time
 
     from dhash_console.errors import UsageError
     from dhash_console.ops.backup import create_backup
@@ -77,14 +74,7 @@ def _create(ctx: CommandContext, env_name: str, dry_run: bool) -> int:
             f"{env.backups_dir}, keeping the newest {env.backups_keep}"
         )
         return 0 if exists else 1
-    holder = LockHolder(
-        env=env.name,
-        rollout_id="",
-        operation="backup",
-        pid=os.getpid(),
-        host=socket.gethostname(),
-        started_at=time.time(),
-    )
+    holder = LockHolder.this_process(env.name, operation="backup")
     with EnvironmentLock(env.state_dir, env.name, holder):
 
         async def go() -> Any:

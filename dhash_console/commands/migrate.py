@@ -40,9 +40,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, ctx: CommandContext) -> int:
-    import os
-    import socket
-    import time
 
     from dhash_console.errors import UsageError
     from dhash_console.ops.migrate import apply_migrations_sync, migration_status
@@ -74,14 +71,7 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
         )
         say(f"dry run: {len(result.applied)} migration(s) would be applied; nothing changed")
         return 0
-    holder = LockHolder(
-        env=env.name,
-        rollout_id="",
-        operation="migrate",
-        pid=os.getpid(),
-        host=socket.gethostname(),
-        started_at=time.time(),
-    )
+    holder = LockHolder.this_process(env.name, operation="migrate")
     with EnvironmentLock(env.state_dir, env.name, holder):
         db.parent.mkdir(parents=True, exist_ok=True)
         result = apply_migrations_sync(

@@ -112,14 +112,12 @@ async def run_rollout(
     rollout_id = new_rollout_id()
     started = time.monotonic()
     lock = EnvironmentLock(env.state_dir, env.name)
-    holder = LockHolder(
-        env=env.name,
-        rollout_id=rollout_id,
-        operation="monitor" if request.monitor_only else "deploy",
-        pid=os.getpid(),
-        host=socket.gethostname(),
-        started_at=time.time(),
+    operation = (
+        "rollback"
+        if request.rollback_reason is not None
+        else ("monitor" if request.monitor_only else "deploy")
     )
+    holder = LockHolder.this_process(env.name, rollout_id, operation)
     stale = lock.acquire(holder)  # raises LockHeld (exit 4) naming the holder
     store = await HistoryStore.open(env.state_dir / "history.sqlite3")
     bus = EventBus(rollout_id, journal=store.journal)
