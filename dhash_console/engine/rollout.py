@@ -222,6 +222,12 @@ class RolloutEngine:
             raise
         except _Stop as stop:
             result = await self._stopped(stop.command)
+        except Exception as exc:  # a fault of ours: say so, and that a human must look
+            detail = f"unexpected {type(exc).__name__}: {exc}"
+            await self.log("error", detail)
+            result = await self._finish(
+                "failed", 3, f"{detail}; the environment's state is unknown: check it"
+            )
         return result
 
     async def _run_phases(self, duration_s: float) -> RolloutResult:
@@ -347,6 +353,7 @@ class RolloutEngine:
                 )
             return
         lines: list[str] = []
+        db.parent.mkdir(parents=True, exist_ok=True)
         try:
             result = await migrate.apply_migrations(
                 db, self.env.migrations_dir, log=lines.append, applied_by=self.request.started_by

@@ -417,7 +417,10 @@ def apply_migrations_sync(
         return MigrationResult()
     who = applied_by or default_applied_by()
     result = MigrationResult()
-    conn = _connect(db_path)
+    try:
+        conn = _connect(db_path)
+    except sqlite3.Error as exc:
+        raise MigrationError(f"cannot open {db_path}: {exc}") from None
     try:
         conn.execute(HISTORY_DDL)
         with migration_lock(conn, lock_timeout_s):

@@ -262,3 +262,66 @@ def test_dry_run_runs_every_check_and_changes_nothing(demo_config: Path, tmp_pat
     assert not (state / "local" / "dhash.sqlite3").exists()  # no database created
     assert not list((tmp_path / "backups").glob("*.zip"))  # no backup written
     assert not list(state.glob("local/*/service.json"))  # nothing started
+
+
+def test_standalone_rollback_returns_to_the_earlier_version_and_backup(
+    demo_config: Path, tmp_path: Path, stop_leftovers: None
+) -> None:
+    state = tmp_path / "state"
+    first = cli(
+        demo_config,
+        state,
+        "--no-ui",
+        "deploy",
+        "--env",
+        "local",
+        "--version",
+        "1.0.0",
+        "--duration-minutes",
+        "0.05",
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = cli(
+        demo_config,
+        state,
+        "--no-ui",
+        "deploy",
+        "--env",
+        "local",
+        "--version",
+        "1.1.0",
+        "--duration-minutes",
+        "0.05",
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    plan = cli(
+        demo_config,
+        state,
+        "--no-ui",
+        "rollback",
+        "--env",
+        "local",
+        "--reason",
+        "check",
+        "--dry-run",
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert "return local to 1.0.0; restore the database from dhash_local_" in plan.stdout
+    result = cli(
+        demo_config,
+        state,
+        "--json",
+        "rollback",
+        "--env",
+        "local",
+        "--reason",
+        "customer reports",
+        "--yes",
+    )
+    assert result.returncode == 0, result.stderr
+    events = json_lines(result.stdout)
+    finished = next(e for e in events if e["type"] == "rollback_finished")
+    assert finished["version"] == "1.0.0" and finished["healthy"] is True
+    assert next(e for e in events if e["type"] == "rollback_started")["backup"]
+    service = json.loads(next(state.glob("local/*/service.json")).read_text())
+    assert service["version"] == "1.0.0"
