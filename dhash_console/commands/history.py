@@ -36,6 +36,7 @@ TIMELINE_TYPES = (
     "rollback_started",
     "rollback_finished",
     "control_acknowledged",
+    "notification_sent",
 )
 
 # Said in words and symbols, never by colour alone.
@@ -163,6 +164,12 @@ async def _timeline(
             if event.type in ("monitor_paused", "monitor_resumed")
         ],
         "control_requests": [request.to_dict() for request in requests],
+        # Failed sends are the dead letters: what could not be told, and to whom.
+        "notifications": [
+            event.model_dump(include={"at", "channel", "event_type", "ok", "detail"})
+            for event in events
+            if event.type == "notification_sent"
+        ],
         "log_tail": [event.model_dump(include=_LOG_FIELDS) for event in logs],
         "log_file": str(log_file) if log_file.exists() else None,
     }
@@ -451,6 +458,17 @@ def _print_timeline(console: Console, record: RolloutRecord, timeline: dict[str,
                 f"  request #{request['id']} {request['action']} by {request['by']} at "
                 f"{_when(request['requested_at'], '%H:%M:%S')} ({request['state']})",
                 f": {request['reason']}" if request["reason"] else "",
+            )
+
+    if timeline["notifications"]:
+        dead = [n for n in timeline["notifications"] if not n["ok"]]
+        heading(f"notifications ({len(dead)} not sent)")
+        for note in timeline["notifications"]:
+            state = "sent" if note["ok"] else "NOT SENT (dead letter)"
+            line(
+                f"  {_when(note['at'], '%H:%M:%S')} {note['event_type']} via {note['channel']}: "
+                f"{state}",
+                f" — {note['detail']}" if note["detail"] and not note["ok"] else "",
             )
 
     heading("rollback plan")

@@ -17,6 +17,7 @@ from dhash_console.events import (
     GateSample,
     GateVerdict,
     LogLine,
+    NotificationSent,
     PhaseFinished,
     PhaseStarted,
     RollbackFinished,
@@ -132,6 +133,14 @@ def rolled_back(rid: str) -> list[Event]:
             to_version="1.3.0",
             reason="gate p95_latency_ms failed",
             backup="backups/staging-0101.zip",
+        ),
+        NotificationSent(
+            rollout_id=rid,
+            at=T0 + 29,
+            channel="slack",
+            event_type="rollback_started",
+            ok=False,
+            detail="gave up after 3 tries: 500; message: rolling back 1.4.0 → 1.3.0",
         ),
         RollbackFinished(rollout_id=rid, at=T0 + 40, ok=True, version="1.3.0", healthy=True),
         PhaseFinished(rollout_id=rid, at=T0 + 40, phase="rollback", status="ok", duration_s=12.0),
@@ -279,6 +288,7 @@ def test_show_gives_the_timeline_with_untrusted_text_literal(
     # The log line: markup shown as typed, escape sequences gone.
     assert "service: db said: [bold red]x[/] done" in out
     assert "\x1b" not in out and "pwned" not in out
+    assert "rollback_started via slack: NOT SENT (dead letter) — gave up after 3 tries" in out
 
 
 def test_show_an_interrupted_rollout(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
