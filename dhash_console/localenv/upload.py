@@ -1,18 +1,16 @@
 """Reading an uploaded image: a multipart form's `image` field, or the raw request body.
 
-The body is read with a hard size bound before anything else looks at it. Multipart bodies are
-split on their boundary as RFC 7578 describes, and each part's headers are parsed by the
-standard library's email parser; the whole body is in memory anyway (it is bounded), so a
-streaming parser would buy nothing here.
+Sizes are bounded before anything else looks at the data. Multipart forms are parsed by
+Starlette with python-multipart (streamed, with part and field limits), not by hand.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from email.message import Message
-from email.parser import HeaderParser
 
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -58,46 +56,35 @@ def clean_filename(name: str | None) -> str | None:
     return kept[:MAX_FILENAME] or None
 
 
-def _content_type(value: str) -> Message:
-    message = Message()
-    message["content-type"] = value
-    return message
-
-
-def form_field(body: bytes, boundary: str, field: str = FIELD) -> Upload:
+async def _form_field(request: Request, limit: int, field: str = FIELD) -> Upload:
     """The named field of a multipart/form-data body; UploadError(400) when it is not there."""
-    delimiter = b"\r\n--" + boundary.encode("latin-1")
-    # The first delimiter may open the body without the CRLF that precedes the others.
-    pieces = (b"\r\n" + body).split(delimiter)
-    if len(pieces) < 3:  # preamble, at least one part, the closing "--"
-        raise UploadError(400, "malformed multipart body")
-    for piece in pieces[1:]:
-        if piece.startswith(b"--"):
-            break  # the close delimiter: nothing after it counts
-        _padding, _, part = piece.partition(b"\r\n")
-        if part.startswith(b"\r\n"):
-            raw_headers, content = b"", part[2:]
-        else:
-            raw_headers, sep, content = part.partition(b"\r\n\r\n")
-            if not sep:
-                raise UploadError(400, "malformed multipart part")
-        headers = HeaderParser().parsestr(raw_headers.decode("utf-8", errors="replace"))
-        if headers.get_param("name", header="content-disposition") == field:
-            return Upload(content, clean_filename(headers.get_filename()))
-    raise UploadError(400, f"no {field!r} field in the form")
+    try:
+        async with request.form(max_files=1, max_fields=16, max_part_size=limit) as form:
+            item = form.get(field)
+            if isinstance(item, UploadFile):
+                data = await item.read(limit + 1)
+                name = item.filename
+            elif isinstance(item, str):
+                data, name = item.encode("utf-8"), None
+            else:
+                raise UploadError(400, f"no {field!r} field in the form")
+    except MultiPartException as exc:
+        raise UploadError(400, f"malformed multipart body: {exc.message}") from None
+    if len(data) > limit:
+        raise UploadError(413, f"upload is more than {limit} bytes")
+    return Upload(data, clean_filename(name))
 
 
 async def read_upload(request: Request, limit: int = MAX_UPLOAD_BYTES) -> Upload:
     """The uploaded image's bytes (possibly not an image: decoding tells) and its file name."""
-    body = await read_body(request, limit)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadError(413, f"upload is {declared} bytes, more than {limit}")
     content_type = request.headers.get("content-type", "")
-    parsed = _content_type(content_type)
-    if parsed.get_content_type() == "multipart/form-data":
-        boundary = parsed.get_boundary()
-        if not boundary:
-            raise UploadError(400, "multipart/form-data without a boundary")
-        upload = form_field(body, boundary)
+    if content_type.lower().startswith("multipart/form-data"):
+        upload = await _form_field(request, limit)
     else:
+        body = await read_body(request, limit)
         upload = Upload(body, clean_filename(request.query_params.get("filename")))
     if not upload.data:
         raise UploadError(

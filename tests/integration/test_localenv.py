@@ -20,11 +20,15 @@ import httpx
 import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from dhash_console.localenv.app import create_app
 from dhash_console.localenv.faults import FaultSpec
 from dhash_console.localenv.traffic import TrafficGenerator
-from dhash_console.localenv.upload import form_field
+from dhash_console.localenv.upload import Upload, read_upload
 from tests.integration.localenv_helpers import (
     RunningService,
     free_port,
@@ -436,19 +440,25 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
 # -- uploads, parsed -----------------------------------------------------------------------------
 
 
-def test_multipart_bodies_keep_binary_content_exactly() -> None:
+async def test_multipart_bodies_keep_binary_content_exactly() -> None:
     payload = bytes(range(256)) * 4 + b"\r\n\r\n--\r\n" + bytes(range(255, -1, -1))
-    request = httpx.Request(
-        "POST",
-        "http://x/hash",
-        data={"note": "first"},
-        files={"image": ("a.bin", payload, "application/octet-stream")},
-    )
-    body = request.read()
-    boundary = request.headers["content-type"].split("boundary=")[1]
-    found = form_field(body, boundary)
-    assert found.data == payload
-    assert found.filename == "a.bin"
+    seen: list[Upload] = []
+
+    async def echo(request: Request) -> Response:
+        seen.append(await read_upload(request))
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/hash", echo, methods=["POST"])])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+        answer = await client.post(
+            "/hash",
+            data={"note": "first"},
+            files={"image": ("a\x1b[2J.bin", payload, "application/octet-stream")},
+        )
+    assert answer.status_code == 204
+    assert seen[0].data == payload
+    assert seen[0].filename == "a[2J.bin"  # control characters dropped from the name
 
 
 # -- the traffic generator -----------------------------------------------------------------------
