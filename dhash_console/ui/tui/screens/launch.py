@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 
 
 class LaunchScreen(ModalScreen[LaunchRequest | None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "start", "Start rollout", priority=True),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,7 +111,7 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
         self.dismiss(None)
 
     @on(Button.Pressed, "#start")
-    def _start(self) -> None:
+    def action_start(self) -> None:
         problem, request = self._request()
         if request is None:
             self.notify(problem, severity="error")

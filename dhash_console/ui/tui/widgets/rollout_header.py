@@ -12,7 +12,7 @@ from dhash_console.ui.tui.state import RolloutState
 
 
 class RolloutHeader(Static):
-    DEFAULT_CSS = "RolloutHeader { height: 2; }"  # fixed: the layout never jumps
+    DEFAULT_CSS = "RolloutHeader { height: 2; text-wrap: nowrap; text-overflow: ellipsis; }"
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", markup=False, id=id)
@@ -38,13 +38,17 @@ class RolloutHeader(Static):
             f" · started {clock(started.at)} UTC · {state.rollout_id}",
             color(self.app, "text-muted"),
         )
-        if note:
-            line.append(f"  · {note}", color(self.app, "warning"))
-        lines = [line]
+        second = Text()
+        if note:  # what the console is waiting for comes first: it is what just changed
+            second.append(f"{note}  ", color(self.app, "warning"))
         reason = _reason(state)
         if reason:
-            lines.append(Text(reason, status_style(self.app, state.status)))
-        self.update(Text("\n").join(lines))
+            second.append(reason, status_style(self.app, state.status))
+        lines = [line, second]
+        joined = Text("\n").join(lines)
+        joined.no_wrap = True  # one line each, cut with an ellipsis: the layout never jumps
+        joined.overflow = "ellipsis"
+        self.update(joined)
 
 
 def _reason(state: RolloutState) -> str:
