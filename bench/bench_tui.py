@@ -1,0 +1,198 @@
+"""Benchmark the operator console (run by hand; tests never time anything).
+
+    python bench/bench_tui.py                 # 60 s log flood, 20 s gate watch, first paint
+    python bench/bench_tui.py --seconds 10    # shorter flood
+
+Figures (TARGETS.md): 2,000 log lines/s for 60 s with bounded memory and key presses answered
+within 100 ms; CPU while watching 5 gates at a 1 s interval (target <= 3 % of a core with the
+TUI open); first paint (<= 700 ms). A separate writer process journals the events into a real
+history database, as an engine would; the console attaches through the journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+ROLLOUT = "r-bench"
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+async def writer(db: Path, mode: str, seconds: float, rate: float) -> None:
+    """Journal log lines (mode 'logs') or 5 gate samples a second (mode 'gates')."""
+    from dhash_console.events import GateSample, LogLine, PhaseStarted, RolloutStarted
+    from dhash_console.store.history import HistoryStore
+
+    async with await HistoryStore.open(db) as store:
+        seq = 0
+
+        async def emit(event: object) -> None:
+            nonlocal seq
+            seq += 1
+            await store.journal(event.model_copy(update={"seq": seq}))  # type: ignore[attr-defined]
+
+        gates = [f"gate{i}" for i in range(5)]
+        await emit(
+            RolloutStarted(
+                rollout_id=ROLLOUT,
+                env="local",
+                from_version="1.0.0",
+                to_version="1.1.0",
+                started_by="bench",
+                via="cli",
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                duration_s=3600,
+                interval_s=1,
+                gates=gates,
+            )
+        )
+        await emit(PhaseStarted(rollout_id=ROLLOUT, phase="monitor"))
+        start = time.monotonic()
+        sent = 0
+        while (elapsed := time.monotonic() - start) < seconds:
+            if mode == "logs":
+                due = int(elapsed * rate) - sent
+                for _ in range(max(0, due)):  # one transaction a line, as the engine journals
+                    sent += 1
+                    await emit(LogLine(rollout_id=ROLLOUT, message=f"line {sent} [bold]x[/] ok"))
+                await asyncio.sleep(0.01)
+            else:
+                sent += 1
+                for i, gate in enumerate(gates):
+                    await emit(
+                        GateSample(
+                            rollout_id=ROLLOUT,
+                            gate=gate,
+                            index=sent,
+                            result="pass",
+                            value=float(i + sent % 7),
+                            condition="<= 10",
+                        )
+                    )
+                await asyncio.sleep(max(0.0, start + sent - time.monotonic()))
+
+
+def start_writer(db: Path, mode: str, seconds: float, rate: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--writer",
+            mode,
+            "--db",
+            str(db),
+            "--seconds",
+            str(seconds),
+            "--rate",
+            str(rate),
+        ]
+    )
+
+
+async def watch(state: Path, seconds: float, keys: bool) -> dict[str, float]:
+    from dhash_console.ui.tui.app import ConsoleApp
+    from dhash_console.ui.tui.widgets.log_pane import LogPane
+
+    app = ConsoleApp(
+        config_path=REPO / "quality-gates-config.json", state_dir=state, attach=ROLLOUT
+    )
+    latencies: list[float] = []
+    rss: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.dashboard.state is None or app.dashboard.state.started is None:
+            await pilot.pause(0.05)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        first_rss = rss_mb()
+        while time.monotonic() - wall0 < seconds:
+            if keys:
+                for key in ("f", "f"):
+                    pressed = time.monotonic()
+                    await pilot.press(key)
+                    latencies.append((time.monotonic() - pressed) * 1000)
+            rss.append(rss_mb())
+            await asyncio.sleep(1.0)
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        pane = app.query_one(LogPane)
+        result = {
+            "cpu_pct": 100 * cpu / wall,
+            "rss_first_mb": first_rss,
+            "rss_last_mb": rss[-1] if rss else first_rss,
+            "rss_max_mb": max(rss) if rss else first_rss,
+            "lines_received": pane.lines_received,
+            "lines_kept": pane.log_widget.line_count,
+        }
+        if latencies:
+            latencies.sort()
+            result["key_p50_ms"] = statistics.median(latencies)
+            result["key_p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+            result["key_max_ms"] = latencies[-1]
+        app.exit()
+    return result
+
+
+def first_paint() -> float:
+    """Fresh interpreter: from before importing Textual to the dashboard's first paint."""
+    code = (
+        "import time; t0 = time.perf_counter()\n"
+        "import asyncio, tempfile, pathlib\n"
+        "from dhash_console.ui.tui.app import ConsoleApp\n"
+        "async def main():\n"
+        "    app = ConsoleApp(config_path=pathlib.Path('quality-gates-config.json'),"
+        " state_dir=pathlib.Path(tempfile.mkdtemp()), offer_attach=False)\n"
+        "    async with app.run_test(size=(120, 40)) as pilot:\n"
+        "        while not app.ready: await pilot.pause(0.005)\n"
+        "        await pilot.pause()\n"
+        "        print((time.perf_counter() - t0) * 1000)\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--gate-seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--writer", choices=("logs", "gates"))
+    parser.add_argument("--db", type=Path)
+    args = parser.parse_args()
+    if args.writer:
+        asyncio.run(writer(args.db, args.writer, args.seconds, args.rate))
+        return
+    paints = sorted(first_paint() for _ in range(3))
+    print(f"first paint: median {paints[1]:.0f} ms (runs {', '.join(f'{p:.0f}' for p in paints)})")
+    for mode, seconds in (("logs", args.seconds), ("gates", args.gate_seconds)):
+        with tempfile.TemporaryDirectory() as tmp:
+            state = Path(tmp)
+            db = state / "history.sqlite3"
+            proc = start_writer(db, mode, seconds + 5, args.rate)
+            try:
+                deadline = time.monotonic() + 10
+                while not db.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                result = asyncio.run(watch(state, seconds, keys=mode == "logs"))
+            finally:
+                proc.kill()
+                proc.wait()
+        print(f"{mode}: " + ", ".join(f"{k}={v:.1f}" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    main()
