@@ -56,6 +56,12 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         help="headless: progress as plain lines",
     )
     parser.add_argument(
+        "--theme",
+        choices=["dark", "light", "high-contrast"],
+        default=default,
+        help="the console's theme (or DHASH_CONSOLE_THEME, or console.theme in the config)",
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         default=False if top else argparse.SUPPRESS,
@@ -96,6 +102,7 @@ def _context(args: argparse.Namespace) -> CommandContext:
         state_dir=args.state_dir or default_state_dir(),
         json=json_mode,
         no_ui=no_ui,
+        theme=args.theme,
     )
 
 
