@@ -20,6 +20,7 @@ class CommandContext:
     state_dir: Path
     json: bool = False
     no_ui: bool = True
+    theme: str | None = None  # the console's, from --theme
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
 
