@@ -169,6 +169,8 @@ class HeadlessRenderer:
         if isinstance(event, ControlAcknowledged):
             return Text(f"control: {event.action} from {clean(event.by)}: {event.result}")
         if isinstance(event, NotificationSent):
+            if event.ok and event.channel == "console":
+                return None  # the console channel printed the line itself
             state = "sent" if event.ok else "NOT sent"
             return Text(
                 f"notification {event.event_type} via {event.channel} {state}"

@@ -19,10 +19,10 @@ def console_line(item: Item) -> str:
 
 
 class ConsoleChannel(Channel):
-    """Calls the face's callback; a line on screen is its own record, so only failures report."""
+    """Calls the face's callback, and journals the line: a console in another process (the
+    TUI watching an engine it launched) shows the notifications from the journal."""
 
     name = "console"
-    reports_success = False
 
     def __init__(
         self,
@@ -42,5 +42,6 @@ class ConsoleChannel(Channel):
 
     async def attempt(self, item: Item) -> Attempt:
         # Every channel's secrets are masked here too (the notifier fills them in).
-        self.show(redact(console_line(item), self.secrets))
-        return Attempt(True, "shown")
+        line = redact(console_line(item), self.secrets)
+        self.show(line)
+        return Attempt(True, line)
