@@ -9,6 +9,7 @@ journals the acknowledgement; no face reaches into the engine's state.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -56,9 +57,30 @@ class Control:
         return await self._queue.get()
 
 
+def _journal_signature(store: HistoryStore) -> tuple[int, int] | None:
+    """Size and mtime of the journal's WAL: a write by anyone changes them."""
+    try:
+        stat = os.stat(f"{store.path}-wal")
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 async def poll_requests(store: HistoryStore, rollout_id: str, control: Control) -> None:
-    """Feed control requests written by other processes into `control`, until cancelled."""
+    """Feed control requests written by other processes into `control`, until cancelled.
+
+    The database is read only when its WAL changed (a stat is far cheaper than a query),
+    and at least once a second whatever the stat says.
+    """
+    seen: tuple[int, int] | None = None
+    last_read = 0.0
+    loop = asyncio.get_running_loop()
     while True:
+        signature = _journal_signature(store)
+        if signature == seen and signature is not None and loop.time() - last_read < 1.0:
+            await asyncio.sleep(POLL_INTERVAL_S)
+            continue
+        seen, last_read = signature, loop.time()
         for request in await store.take_control_requests(rollout_id):
             control.submit(
                 ControlCommand(
