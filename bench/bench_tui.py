@@ -172,13 +172,21 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--writer", choices=("logs", "gates"))
     parser.add_argument("--db", type=Path)
+    parser.add_argument(
+        "--only", choices=("paint", "logs", "gates"), action="append", help="run only these parts"
+    )
     args = parser.parse_args()
     if args.writer:
         asyncio.run(writer(args.db, args.writer, args.seconds, args.rate))
         return
-    paints = sorted(first_paint() for _ in range(3))
-    print(f"first paint: median {paints[1]:.0f} ms (runs {', '.join(f'{p:.0f}' for p in paints)})")
+    parts = set(args.only or ("paint", "logs", "gates"))
+    if "paint" in parts:
+        paints = sorted(first_paint() for _ in range(3))
+        runs = ", ".join(f"{p:.0f}" for p in paints)
+        print(f"first paint: median {paints[1]:.0f} ms (runs {runs})")
     for mode, seconds in (("logs", args.seconds), ("gates", args.gate_seconds)):
+        if mode not in parts:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             state = Path(tmp)
             db = state / "history.sqlite3"

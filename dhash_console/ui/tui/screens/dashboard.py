@@ -16,11 +16,12 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
-from textual.worker import Worker
+from textual.worker import Worker, get_current_worker
 
 from dhash_console.store.history import ControlAction
 from dhash_console.ui.tui import feed
 from dhash_console.ui.tui.format import duration
+from dhash_console.ui.tui.journal_reader import JournalReader
 from dhash_console.ui.tui.state import Changes, RolloutState
 from dhash_console.ui.tui.widgets.gate_table import GateTable
 from dhash_console.ui.tui.widgets.log_pane import LogPane
@@ -33,6 +34,12 @@ if TYPE_CHECKING:
     from dhash_console.ui.tui.app import ConsoleApp
 
 TICK_S = 0.5  # the window's clock and the running phase's duration move on their own
+# The clocks (window elapsed/ETA, the running phase's duration) show whole seconds. They are
+# redrawn along with each batch of events when one arrives, and by the tick only when no
+# batch drew them for CLOCK_S: with gates sampled every second that is one frame a second,
+# not two.
+CLOCK_S = 1.0
+CLOCK_WITH_BATCH_S = 0.5
 
 
 class DashboardScreen(Screen[None]):
@@ -58,6 +65,7 @@ class DashboardScreen(Screen[None]):
         self._generation = 0  # batches of an earlier feed are dropped on arrival
         self._feed: Worker[None] | None = None
         self._requests: dict[int, tuple[str, float]] = {}  # request id -> action, sent at
+        self._clocks_drawn_at = 0.0  # monotonic
         self._note = ""
 
     @property
@@ -105,17 +113,37 @@ class DashboardScreen(Screen[None]):
     def is_live(self) -> bool:
         return self.state is not None and self.replay_speed is None
 
-    @work(exclusive=True, group="feed", exit_on_error=False)
-    async def _run_feed(self, rollout_id: str, speed: float | None, generation: int) -> None:
-        store = self.console_app.backend.store
+    def _run_feed(self, rollout_id: str, speed: float | None, generation: int) -> Worker[None]:
+        if speed is None:
+            return self._follow(rollout_id, generation)
+        return self._replay(rollout_id, speed, generation)
 
+    @work(exclusive=True, group="feed", exit_on_error=False, thread=True)
+    def _follow(self, rollout_id: str, generation: int) -> None:
+        # A thread: the sqlite read and the event parsing never block a key press.
+        worker = get_current_worker()
+        reader = JournalReader(self.console_app.backend.store.path)
+
+        def deliver(batch: feed.Batch) -> None:
+            self.post_message(self.EventsArrived(batch, generation))  # thread-safe
+
+        try:
+            feed.follow_in_thread(
+                reader,
+                rollout_id,
+                deliver,
+                lambda: worker.is_cancelled,
+                clock=self.console_app.clock,
+            )
+        finally:
+            reader.close()
+
+    @work(exclusive=True, group="feed", exit_on_error=False)
+    async def _replay(self, rollout_id: str, speed: float, generation: int) -> None:
         def deliver(batch: feed.Batch) -> None:
             self.post_message(self.EventsArrived(batch, generation))
 
-        if speed is None:
-            await feed.follow(store, rollout_id, deliver, clock=self.console_app.clock)
-        else:
-            await feed.replay(store, rollout_id, deliver, speed)
+        await feed.replay(self.console_app.backend.store, rollout_id, deliver, speed)
 
     def on_dashboard_screen_events_arrived(self, message: EventsArrived) -> None:
         if message.generation != self._generation or self.state is None:
@@ -123,6 +151,8 @@ class DashboardScreen(Screen[None]):
         batch = message.batch
         self.now = batch.now
         changes = self.state.apply_all(batch.events)
+        if self.is_live and time.monotonic() - self._clocks_drawn_at >= CLOCK_WITH_BATCH_S:
+            changes.window = changes.phases = True  # in the same frame as the batch
         if batch.gone:
             self._note = "the engine process is gone: interrupted (monitor --resume / rollback)"
             changes.header = True
@@ -146,12 +176,11 @@ class DashboardScreen(Screen[None]):
     # -- drawing (calls down) ------------------------------------------------------------------
 
     def _tick(self) -> None:
-        if self.state is None or self.replay_speed is not None:
+        if self.state is None or self.replay_speed is not None or not self.state.active:
             return
-        if self.state.active:
+        if time.monotonic() - self._clocks_drawn_at >= CLOCK_S:
             self.now = self.console_app.clock()
-            self.query_one(WindowProgress).show_state(self.state, self.now)
-            self.query_one(PhaseStepper).show_state(self.state, self.now)
+            self._redraw(Changes(window=True, phases=True))
 
     def _redraw_all(self) -> None:
         changes = Changes(header=True, phases=True, window=True)
@@ -162,8 +191,9 @@ class DashboardScreen(Screen[None]):
     def _redraw(self, changes: Changes) -> None:
         state = self.state
         empty = self.query_one("#empty-state", Static)
-        empty.display = state is None
-        if state is None:
+        if empty.display != (state is None):
+            empty.display = state is None
+        if state is None and changes.header:
             empty.update(
                 "No rollout attached.\n\n"
                 "  n  launch a rollout (its own engine process; the console only watches)\n"
@@ -173,6 +203,8 @@ class DashboardScreen(Screen[None]):
             )
         if changes.header:
             self.query_one(RolloutHeader).show_state(state, self._note)
+        if changes.phases or changes.window:
+            self._clocks_drawn_at = time.monotonic()
         if changes.phases:
             self.query_one(PhaseStepper).show_state(state, self.now)
         if changes.window:

@@ -34,6 +34,7 @@ class GateTable(DataTable[Text]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self._shown: dict[str, tuple[Text, ...]] = {}  # gate -> the cells on screen
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -42,11 +43,20 @@ class GateTable(DataTable[Text]):
     def show_gates(self, rows: Iterable[GateRow]) -> None:
         for row in rows:
             cells = self._cells(row)
-            if row.name in self.rows:
-                for (key, _, _), cell in zip(COLUMNS, cells, strict=True):
-                    self.update_cell(row.name, key, cell)
-            else:
+            shown = self._shown.get(row.name)
+            if shown is None or row.name not in self.rows:
                 self.add_row(*cells, key=row.name)
+            else:
+                # Only the cells that read differently: a sample usually moves two or three.
+                for (key, _, _), cell, old in zip(COLUMNS, cells, shown, strict=True):
+                    if cell != old:
+                        self.update_cell(row.name, key, cell)
+            self._shown[row.name] = cells
+
+    def clear(self, columns: bool = False) -> GateTable:
+        self._shown.clear()
+        super().clear(columns)
+        return self
 
     def restyle(self, rows: Iterable[GateRow]) -> None:
         """Colours come from the theme: redraw every row after a theme switch."""

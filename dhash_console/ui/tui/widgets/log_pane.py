@@ -60,6 +60,7 @@ class LogPane(Vertical):
         self._kept: deque[str] = deque(maxlen=max_lines)
         self._pending: list[str] = []
         self._filter = ""
+        self._flush_due = False
         self.lines_received = 0
 
     def compose(self) -> ComposeResult:
@@ -70,7 +71,16 @@ class LogPane(Vertical):
 
     def on_mount(self) -> None:
         self.border_title = "log"
-        self.set_interval(FLUSH_S, self.flush)
+
+    def _schedule_flush(self) -> None:
+        # A timer only while lines wait: a quiet pane costs nothing (no 13 wake-ups a second).
+        if not self._flush_due:
+            self._flush_due = True
+            self.set_timer(FLUSH_S, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._flush_due = False
+        self.flush()
 
     @property
     def log_widget(self) -> Log:
@@ -86,6 +96,8 @@ class LogPane(Vertical):
             lines = format_line(*entry)
             self.lines_received += 1
             self._pending.extend(lines)
+        if self._pending:
+            self._schedule_flush()
 
     def flush(self) -> None:
         if not self._pending:

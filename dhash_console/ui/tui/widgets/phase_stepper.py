@@ -21,14 +21,21 @@ LABELS = {
 
 
 class PhaseStepper(Static):
-    DEFAULT_CSS = "PhaseStepper { height: auto; }"
+    # One line, never wrapped: an update then needs no layout pass (it is ticked every second).
+    DEFAULT_CSS = "PhaseStepper { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }"
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", markup=False, id=id)
+        self._shown: Text | None = None
+
+    def _show(self, line: Text) -> None:
+        if line != self._shown:  # same characters, same styles: nothing to redraw
+            self._shown = line
+            self.update(line, layout=False)
 
     def show_state(self, state: RolloutState | None, now: float) -> None:
         if state is None or state.started is None:
-            self.update("")
+            self._show(Text())
             return
         line = Text()
         shown = [p for p in state.phases.values() if p.name != "rollback" or p.status != "pending"]
@@ -47,4 +54,4 @@ class PhaseStepper(Static):
                 text += f" {duration(took)}"
             style = status_style(self.app, status, bold=status == "running")
             line.append(text, style)
-        self.update(line)
+        self._show(line)

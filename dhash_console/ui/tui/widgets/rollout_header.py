@@ -16,10 +16,16 @@ class RolloutHeader(Static):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", markup=False, id=id)
+        self._shown: Text | None = None
+
+    def _show(self, text: Text) -> None:
+        if text != self._shown:  # fixed height: a changed header needs no layout pass
+            self._shown = text
+            self.update(text, layout=False)
 
     def show_state(self, state: RolloutState | None, note: str = "") -> None:
         if state is None or state.started is None:
-            self.update(Text("no rollout attached: n launch · h history · a attach · ? help"))
+            self._show(Text("no rollout attached: n launch · h history · a attach · ? help"))
             return
         started = state.started
         symbol, word, _ = mark(state.status)
@@ -48,7 +54,7 @@ class RolloutHeader(Static):
         joined = Text("\n").join(lines)
         joined.no_wrap = True  # one line each, cut with an ellipsis: the layout never jumps
         joined.overflow = "ellipsis"
-        self.update(joined)
+        self._show(joined)
 
 
 def _reason(state: RolloutState) -> str:
