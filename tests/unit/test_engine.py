@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dhash_console.store.history import HistoryStore
 
 from dhash_console.config import ResolvedEnvironment, parse_config, resolve_environment
 from dhash_console.engine.clock import FakeClock
@@ -19,6 +18,7 @@ from dhash_console.engine.control import Control
 from dhash_console.engine.rollout import RolloutEngine, RolloutRequest
 from dhash_console.engine.session import SessionOptions, run_rollout
 from dhash_console.events import Event
+from dhash_console.store.history import HistoryStore
 from tests.conftest import SHIPPED_CONFIG
 from tests.servers import ScriptedService, running
 
