@@ -4,9 +4,15 @@ Files are `migrations/<version>_<description>.sql`; the version is the leading d
 (`20240315_001`), compared as numbers. A `<version>_<description>.postgresql.sql` beside a
 file replaces it for PostgreSQL, where the dialects differ. A file whose first line is
 `-- dhash:no-transaction` runs outside a transaction (for statements such as PostgreSQL's
-`CREATE INDEX CONCURRENTLY`) and must then hold exactly one statement; a file that opens or
-ends a transaction itself (BEGIN, COMMIT, ROLLBACK, SAVEPOINT) is refused, since each file
-already runs in its own.
+`CREATE INDEX CONCURRENTLY` or SQLite's `VACUUM`) and must then hold exactly one statement.
+
+The rule against mixing, checked before anything runs:
+- no file manages its own transaction (BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT, RELEASE):
+  each file already runs in one, and its own COMMIT would break the file's atomicity;
+- a transactional file holds no statement that cannot run inside a transaction (VACUUM,
+  ATTACH, DETACH, anything CONCURRENTLY): it belongs in a no-transaction file of its own;
+- a no-transaction file holds exactly one statement: one statement is atomic on its own, and
+  two would need the transaction the file declined.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dhash_console.errors import OperationFailed, UsageError
+from dhash_console.ops.sqlite_url import connect_readonly
 
 NO_TRANSACTION_MARK = "-- dhash:no-transaction"
 _FILE = re.compile(
@@ -33,8 +40,10 @@ _FILE = re.compile(
     r"(?:\.(?P<dialect>postgresql))?\.sql$"
 )
 _TRANSACTION_CONTROL = re.compile(
-    r"^\s*(BEGIN|COMMIT|END\s+TRANSACTION|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE
+    r"^(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE
 )
+_OUTSIDE_TRANSACTION_ONLY = re.compile(r"^(VACUUM|ATTACH|DETACH)\b|\bCONCURRENTLY\b", re.IGNORECASE)
+_LEADING_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 HISTORY_DDL = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version TEXT PRIMARY KEY,
@@ -63,8 +72,22 @@ class MigrationLocked(MigrationError):
 
 
 def normalised(text: str) -> str:
-    """Line endings made \\n, so a CRLF checkout is not drift."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    """Line endings made \\n and a UTF-8 byte-order mark dropped, so a CRLF checkout (or an
+    editor that adds a BOM) is not drift."""
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """`20240315_001` -> (20240315, 1): versions compare as numbers, group by group."""
+    try:
+        return tuple(int(part) for part in version.split("_"))
+    except ValueError:
+        return (-1,)  # a history row no file of ours could have written sorts first
+
+
+def leading_code(statement: str) -> str:
+    """The statement without the comments before it, for keyword checks."""
+    return _LEADING_COMMENTS.sub("", statement, count=1)
 
 
 def checksum(text: str) -> str:
@@ -80,7 +103,7 @@ class MigrationFile:
 
     @property
     def key(self) -> tuple[int, ...]:
-        return tuple(int(part) for part in self.version.split("_"))
+        return version_key(self.version)
 
     @property
     def checksum(self) -> str:
@@ -191,6 +214,13 @@ def discover(migrations_dir: Path, dialect: str = "sqlite") -> list[MigrationFil
                 f"{chosen[version].path.name} and {path.name}"
             )
         chosen[version] = migration
+    by_key: dict[tuple[int, ...], MigrationFile] = {}
+    for migration in chosen.values():
+        twin = by_key.setdefault(migration.key, migration)
+        if twin is not migration:  # `1_x` and `01_y` would run in an undefined order
+            raise MigrationError(
+                f"{twin.path.name} and {migration.path.name} have the same version number"
+            )
     return sorted(chosen.values(), key=lambda m: m.key)
 
 
@@ -211,7 +241,7 @@ def _applied(conn: sqlite3.Connection) -> list[AppliedMigration]:
         "FROM schema_migrations"
     ).fetchall()
     applied = [AppliedMigration(r[0], r[1], r[2], r[3], int(r[4]), bool(r[5]), r[6]) for r in rows]
-    return sorted(applied, key=lambda a: tuple(int(p) for p in a.version.split("_")))
+    return sorted(applied, key=lambda a: version_key(a.version))
 
 
 def migration_status(db_path: Path, migrations_dir: Path) -> MigrationStatus:
@@ -220,7 +250,7 @@ def migration_status(db_path: Path, migrations_dir: Path) -> MigrationStatus:
     status = MigrationStatus()
     applied: list[AppliedMigration] = []
     if db_path.exists():
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+        conn = connect_readonly(db_path)
         try:
             applied = _applied(conn)
         finally:
@@ -278,10 +308,18 @@ def check_file(migration: MigrationFile) -> None:
     if not statements:
         raise MigrationError(f"{migration.path.name}: holds no SQL statement")
     for statement in statements:
-        if _TRANSACTION_CONTROL.match(statement.split("\n", 1)[0]):
+        code = leading_code(statement)
+        control = _TRANSACTION_CONTROL.match(code)
+        if control:
             raise MigrationError(
-                f"{migration.path.name}: manages its own transaction ({statement.split()[0]}); "
-                "each file already runs in one, or mark it -- dhash:no-transaction"
+                f"{migration.path.name}: manages its own transaction ({control.group(1)}); "
+                "each file already runs in one, so remove it"
+            )
+        outside = _OUTSIDE_TRANSACTION_ONLY.search(code)
+        if outside and migration.transactional:
+            raise MigrationError(
+                f"{migration.path.name}: {outside.group(0).strip()} cannot run inside a "
+                f"transaction; put it alone in a file whose first line is {NO_TRANSACTION_MARK}"
             )
     if not migration.transactional and len(statements) != 1:
         raise MigrationError(
@@ -296,36 +334,57 @@ def _pid_alive(pid: int) -> bool:
     return pid_alive(pid)
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _holder(conn: sqlite3.Connection) -> tuple[int, str, str] | None:
+    row = conn.execute("SELECT pid, host, since FROM schema_migrations_lock").fetchone()
+    return None if row is None else (int(row[0]), str(row[1]), str(row[2]))
+
+
 @contextmanager
 def migration_lock(conn: sqlite3.Connection, timeout_s: float) -> Iterator[None]:
-    """One migrator at a time per database; a dead holder on this host is cleared."""
-    conn.execute(LOCK_DDL)
+    """One migrator at a time per database: a row in `schema_migrations_lock` names the holder
+    (pid, host, since). Another migrator waits up to `timeout_s`, then fails naming it. A holder
+    whose process is gone (same host) is cleared; a database busy with another writer's
+    transaction counts as waiting, not as an error."""
     host = socket.gethostname()
     deadline = time.monotonic() + timeout_s
+    holder: tuple[int, str, str] | None = None
     while True:
         try:
+            conn.execute(LOCK_DDL)
             conn.execute(
                 "INSERT INTO schema_migrations_lock (id, pid, host, since) VALUES (1, ?, ?, ?)",
                 (os.getpid(), host, datetime.now(UTC).isoformat(timespec="seconds")),
             )
             break
         except sqlite3.IntegrityError:
-            row = conn.execute("SELECT pid, host, since FROM schema_migrations_lock").fetchone()
-            if row is None:
-                continue
-            pid, holder_host, since = row
-            if holder_host == host and not _pid_alive(int(pid)):
+            holder = _holder(conn)
+            if holder is None:
+                continue  # released between our insert and our look
+            pid, holder_host, _since = holder
+            if holder_host == host and not _pid_alive(pid):
                 conn.execute(
                     "DELETE FROM schema_migrations_lock WHERE pid = ? AND host = ?",
                     (pid, holder_host),
                 )
                 continue
-            if time.monotonic() > deadline:
-                raise MigrationLocked(
-                    f"another migrator holds the database (pid {pid} on {holder_host}, "
-                    f"since {since}); waited {timeout_s:g} s"
-                ) from None
-            time.sleep(0.05)
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise
+        if time.monotonic() > deadline:
+            who = (
+                f"pid {holder[0]} on {holder[1]}, since {holder[2]}"
+                if holder
+                else "a writer holds the database busy"
+            )
+            raise MigrationLocked(
+                f"another migrator holds the database ({who}); waited {timeout_s:g} s"
+            ) from None
+        time.sleep(0.05)
     try:
         yield
     finally:
@@ -356,29 +415,48 @@ def _record(
     )
 
 
+def _record_failure(
+    conn: sqlite3.Connection, migration: MigrationFile, started: float, applied_by: str
+) -> str:
+    """The failure goes in its own transaction, after the file's was rolled back."""
+    try:
+        _record(conn, migration, started, False, applied_by)
+    except sqlite3.Error as exc:
+        return f" (and recording the failure failed too: {exc})"
+    return ""
+
+
 def _apply_one(conn: sqlite3.Connection, migration: MigrationFile, applied_by: str) -> None:
     started = time.monotonic()
     statements = migration.statements()
-    if migration.transactional:
-        conn.execute("BEGIN IMMEDIATE")
+    if not migration.transactional:
         try:
-            for statement in statements:
-                conn.execute(statement)
-            _record(conn, migration, started, True, applied_by)
-            conn.execute("COMMIT")
-            return
+            conn.execute(statements[0])
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            _record(conn, migration, started, False, applied_by)
+            note = _record_failure(conn, migration, started, applied_by)
             raise MigrationError(
-                f"{migration.path.name} failed and was rolled back: {exc}"
+                f"{migration.path.name} (no-transaction) failed: {exc}{note}"
             ) from None
+        _record(conn, migration, started, True, applied_by)
+        return
     try:
-        conn.execute(statements[0])
+        conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:
-        _record(conn, migration, started, False, applied_by)
-        raise MigrationError(f"{migration.path.name} (no-transaction) failed: {exc}") from None
-    _record(conn, migration, started, True, applied_by)
+        raise MigrationError(
+            f"{migration.path.name}: cannot start its transaction: {exc}"
+        ) from None
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        _record(conn, migration, started, True, applied_by)
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        note = _record_failure(conn, migration, started, applied_by)
+        raise MigrationError(
+            f"{migration.path.name} failed and was rolled back: {exc}{note}"
+        ) from None
 
 
 def default_applied_by() -> str:
@@ -418,12 +496,14 @@ def apply_migrations_sync(
     who = applied_by or default_applied_by()
     result = MigrationResult()
     try:
-        conn = _connect(db_path)
+        # The busy timeout stays within the lock timeout, so waiting for a busy database
+        # never outlasts what the caller asked for.
+        conn = _connect(db_path, timeout=max(1.0, min(lock_timeout_s, 10.0)))
     except sqlite3.Error as exc:
         raise MigrationError(f"cannot open {db_path}: {exc}") from None
     try:
-        conn.execute(HISTORY_DDL)
         with migration_lock(conn, lock_timeout_s):
+            conn.execute(HISTORY_DDL)
             # Planned again under the lock: another migrator may have run meanwhile.
             plan = plan_migrations(
                 db_path, migrations_dir, allow_out_of_order=allow_out_of_order, target=target
@@ -433,6 +513,8 @@ def apply_migrations_sync(
                 _apply_one(conn, migration, who)
                 result.applied.append(migration)
                 say(f"applied {migration.path.name}")
+    except sqlite3.Error as exc:  # the history or lock tables, not a file: say so plainly
+        raise MigrationError(f"{db_path}: {exc}") from None
     finally:
         conn.close()
     return result

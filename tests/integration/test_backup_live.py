@@ -22,8 +22,11 @@ async def test_backups_taken_under_load_are_consistent_and_restore(tmp_path: Pat
                 await asyncio.sleep(0.05)
             made = []
             for _ in range(3):
-                made.append(await asyncio.to_thread(
-                    create_backup_sync, db, backups, "local", service_version="1.0.0"))
+                made.append(
+                    await asyncio.to_thread(
+                        create_backup_sync, db, backups, "local", service_version="1.0.0"
+                    )
+                )
         finally:
             await traffic.stop()
     counts = []
@@ -37,7 +40,8 @@ async def test_backups_taken_under_load_are_consistent_and_restore(tmp_path: Pat
             # Every queue row points at a hash that the same snapshot holds: consistent.
             orphans = conn.execute(
                 "SELECT count(*) FROM processing_queue q LEFT JOIN hashes h ON h.id = q.hash_id"
-                " WHERE h.id IS NULL").fetchone()[0]
+                " WHERE h.id IS NULL"
+            ).fetchone()[0]
         assert orphans == 0
         counts.append(hashes)
     assert counts == sorted(counts) and counts[-1] > 0  # later snapshots hold more

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from dhash_console import __version__
 from dhash_console.ops.backup import (
     DB_MEMBER,
     MANIFEST,
@@ -64,6 +65,7 @@ def test_backup_is_a_verified_zip_with_a_sha256sum_sidecar(backup: Path) -> None
         "sidecar",
         "zip",
         "members",
+        "space",
         "manifest",
         "contents",
         "restore drill",
@@ -76,6 +78,9 @@ def test_backup_is_a_verified_zip_with_a_sha256sum_sidecar(backup: Path) -> None
         "20240325_001",
     ]
     assert manifest["members"][DB_MEMBER]["size"] > 0
+    assert manifest["console_version"] == __version__
+    assert len(manifest["schema_sha256"]) == 64
+    assert all(len(m["checksum"]) == 64 for m in manifest["migrations"])
 
 
 def test_files_are_readable_by_their_owner_only(backup: Path) -> None:
@@ -155,6 +160,23 @@ def symlink_member(backup: Path) -> None:
     rebuild(backup, [(MANIFEST, members[MANIFEST]), (link, b"/etc/passwd")])
 
 
+def too_many_members(backup: Path) -> None:
+    members = original_members(backup)
+    rebuild(
+        backup,
+        [(MANIFEST, members[MANIFEST]), (DB_MEMBER, members[DB_MEMBER])]
+        + [(f"pad{i}", b"") for i in range(40)],
+    )
+
+
+def size_lies(backup: Path) -> None:
+    """The manifest declares fewer bytes than the member holds."""
+    members = original_members(backup)
+    manifest = json.loads(members[MANIFEST])
+    manifest["members"][DB_MEMBER]["size"] = 4096
+    rebuild(backup, [(DB_MEMBER, members[DB_MEMBER]), (MANIFEST, json.dumps(manifest).encode())])
+
+
 def zip_bomb(backup: Path) -> None:
     members = original_members(backup)
     bomb = zipfile.ZipInfo(DB_MEMBER)
@@ -194,6 +216,8 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
     "duplicate names": (duplicate_member, "members"),
     "symlink member": (symlink_member, "members"),
     "zip bomb": (zip_bomb, "members"),
+    "too many members": (too_many_members, "zip"),
+    "manifest lies about the size": (size_lies, "manifest"),
     "manifest mismatch": (manifest_mismatch, "contents"),
     "corrupt database inside": (corrupt_database, "restore drill"),
 }
@@ -212,9 +236,7 @@ def test_tampered_backup_is_refused_before_anything_is_touched(
     with pytest.raises(BackupInvalid):
         restore_backup_sync(backup, db)
     assert db.read_bytes() == before  # byte for byte
-    assert sorted(p.name for p in db.parent.iterdir()) == sorted(
-        p.name for p in db.parent.iterdir() if not p.name.startswith(".restore-")
-    )
+    assert sorted(p.name for p in db.parent.iterdir()) == [db.name]  # no copy, no kept file
 
 
 def test_restore_swaps_in_the_backup_and_keeps_the_replaced_database(

@@ -1,0 +1,194 @@
+"""Restoring a backup, undoing a restore, and saying beforehand what a restore would do.
+
+A restore verifies first (every check, the drill included) and refuses anything that fails
+before the database is touched. The drilled copy, written and fsynced beside the database, is
+then swapped in with one atomic rename: the database path never goes missing. The database it
+replaced stays beside it as `<db>.replaced-<stamp>` (a hard link taken before the swap, so
+keeping it costs nothing), and `undo_restore` puts it back the same way.
+The service must be stopped or quiesced meanwhile: that is the caller's part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dhash_console.errors import NeedsHuman, OperationFailed
+from dhash_console.ops.backup.catalog import read_sidecar
+from dhash_console.ops.backup.model import (
+    BackupInfo,
+    BackupInvalid,
+    RestoreResult,
+    fsync_dir,
+    sha256_file,
+)
+from dhash_console.ops.backup.schema import schema_facts
+from dhash_console.ops.backup.verify import verified_copy
+from dhash_console.ops.sqlite_url import connect_readonly
+
+REPLACED_INFIX = ".replaced-"
+
+
+def _checkpoint(db_path: Path) -> None:
+    """Fold the WAL into the file, so the kept copy is whole on its own."""
+    with contextlib.suppress(sqlite3.Error):
+        conn = sqlite3.connect(db_path, timeout=10)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
+
+def _kept_name(db_path: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+    kept = db_path.with_name(f"{db_path.name}{REPLACED_INFIX}{stamp}")
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = db_path.with_name(f"{db_path.name}{REPLACED_INFIX}{stamp}_{n}")
+    return kept
+
+
+def _swap_in(new_file: Path, db_path: Path) -> Path | None:
+    """Atomically make `new_file` the database; return where the replaced one is kept."""
+    kept: Path | None = None
+    if db_path.exists():
+        _checkpoint(db_path)
+        kept = _kept_name(db_path)
+        with contextlib.suppress(OSError):
+            os.chmod(new_file, db_path.stat().st_mode & 0o777)  # the service's own mode
+        try:
+            os.link(db_path, kept)  # the old file keeps a name through the swap
+        except OSError:
+            os.replace(db_path, kept)  # no hard links here: a brief gap, same outcome
+    # A -wal or -shm left from the old file would be replayed into the new one.
+    for suffix in ("-wal", "-shm", "-journal"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    os.replace(new_file, db_path)
+    fsync_dir(db_path.parent)
+    return kept
+
+
+def restore_backup_sync(path: Path, db_path: Path) -> RestoreResult:
+    """Verify (raising BackupInvalid, nothing touched), then swap the drilled copy in."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with verified_copy(path, db_path.parent, durable=True) as (report, restored):
+        if not report.ok:
+            raise BackupInvalid(report)
+        try:
+            kept = _swap_in(restored, db_path)
+        except OSError as exc:
+            raise NeedsHuman(f"restore of {path.name} into {db_path} failed midway: {exc}") from exc
+    return RestoreResult(db_path, path, kept)
+
+
+async def restore_backup(path: Path, db_path: Path) -> RestoreResult:
+    """`restore_backup_sync` in a thread, so the caller's event loop keeps running."""
+    return await asyncio.to_thread(restore_backup_sync, path, db_path)
+
+
+def undo_restore_sync(kept: Path, db_path: Path) -> RestoreResult:
+    """Put back the database a restore replaced (after its own integrity check); the one it
+    replaces is kept in turn, so this too can be undone."""
+    try:
+        conn = connect_readonly(kept)
+        try:
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise OperationFailed(f"{kept.name} is not a readable SQLite database: {exc}") from None
+    if result != "ok":
+        raise OperationFailed(f"{kept.name}: integrity_check: {result}")
+    try:
+        replaced = _swap_in(kept, db_path)
+    except OSError as exc:
+        raise NeedsHuman(f"putting back {kept.name} as {db_path} failed midway: {exc}") from exc
+    return RestoreResult(db_path, kept, replaced)
+
+
+async def undo_restore(kept: Path, db_path: Path) -> RestoreResult:
+    return await asyncio.to_thread(undo_restore_sync, kept, db_path)
+
+
+# -- the plan, said before it runs ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What restoring `backup` into the database would do."""
+
+    backup: Path
+    sha256: str
+    checksum_verified: bool  # the zip's sha256 was computed now and matches its sidecar
+    created_at: datetime
+    age_s: float
+    service_version: str | None
+    reverted_migrations: list[str]  # applied in the database now, absent from the backup
+    discards_minutes: float  # writes since the backup was taken, lost by the restore
+
+    @property
+    def reverts_migrations(self) -> bool:
+        return bool(self.reverted_migrations)
+
+    def describe(self) -> str:
+        state = "verified" if self.checksum_verified else "NOT verified"
+        text = (
+            f"restore {self.backup.name} (sha256 {self.sha256[:12]}…, {state}, taken "
+            f"{self.age_s / 60:.0f} min ago"
+            + (f" under {self.service_version}" if self.service_version else "")
+            + ")"
+        )
+        if self.reverted_migrations:
+            text += f", reverting migrations {', '.join(self.reverted_migrations)}"
+        else:
+            text += ", reverting no migration"
+        return text + f", discarding about {self.discards_minutes:.0f} min of writes"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backup": str(self.backup),
+            "sha256": self.sha256,
+            "checksum_verified": self.checksum_verified,
+            "created_at": self.created_at.isoformat(),
+            "age_s": round(self.age_s, 1),
+            "service_version": self.service_version,
+            "reverted_migrations": self.reverted_migrations,
+            "discards_minutes": round(self.discards_minutes, 1),
+        }
+
+
+def describe_restore(
+    backup: BackupInfo, db_path: Path, *, now: datetime | None = None, check: bool = True
+) -> RestorePlan:
+    """The rollback plan's data: which backup, its checksum (hashed now against the sidecar
+    unless `check` is False), its age, the migrations a restore would revert (applied in the
+    database now but not in the backup's manifest), and the minutes of writes it discards."""
+    now = now or datetime.now(UTC)
+    recorded = read_sidecar(backup.path)
+    verified = False
+    if check and recorded is not None:
+        verified = sha256_file(backup.path) == recorded
+    current: list[dict[str, Any]] = []
+    if db_path.exists():
+        with contextlib.suppress(sqlite3.Error):
+            current, _ = schema_facts(db_path)
+    in_backup = {str(m.get("version")) for m in backup.migrations}
+    reverted = [str(m["version"]) for m in current if str(m["version"]) not in in_backup]
+    age = max(0.0, (now - backup.created_at).total_seconds())
+    return RestorePlan(
+        backup=backup.path,
+        sha256=recorded or backup.sha256,
+        checksum_verified=verified,
+        created_at=backup.created_at,
+        age_s=age,
+        service_version=backup.service_version,
+        reverted_migrations=reverted,
+        discards_minutes=age / 60,
+    )
