@@ -146,6 +146,129 @@ async def watch(state: Path, seconds: float, keys: bool) -> dict[str, float]:
     return result
 
 
+class PtyConsole:
+    """The real console program on a pseudo-terminal: keys in as bytes, the screen out as bytes.
+
+    Key latency is measured here, not through Pilot: `pilot.press` waits for the app to go
+    idle, which under a log flood it never quite does, so it times the wait, not the answer.
+    Here a key's time runs from writing its byte to the terminal until the terminal receives
+    the frame that shows its effect.
+    """
+
+    def __init__(self, state: Path, cols: int = 120, rows: int = 40) -> None:
+        import fcntl
+        import pty
+        import struct
+        import termios
+        import threading
+
+        code = (
+            "import sys; from pathlib import Path\n"
+            + os.environ.get("BENCH_CHILD_PRELUDE", "")  # e.g. a profiler's set-up
+            + "from dhash_console.ui.tui.app import ConsoleApp\n"
+            f"ConsoleApp(config_path=Path({str(REPO / 'quality-gates-config.json')!r}),"
+            f" state_dir=Path({str(state)!r}), attach={ROLLOUT!r}).run()\n"
+        )
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self._lock = threading.Lock()
+        self._since = bytearray()  # output since the last key sent
+        self._seen_at: float | None = None
+        self._marker = b""
+        self.received = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 1 << 16)
+            except OSError:
+                return
+            if not data:
+                return
+            now = time.monotonic()
+            with self._lock:
+                self.received += len(data)
+                self._since += data
+                if self._seen_at is None and self._marker and self._marker in self._since:
+                    self._seen_at = now
+                if len(self._since) > 1 << 22:  # keep the tail only; markers are short
+                    del self._since[: -(1 << 12)]
+
+    def press(self, key: bytes, marker: str, timeout_s: float = 5.0) -> float:
+        """Send `key`; milliseconds until output after it contains `marker` (inf: never)."""
+        with self._lock:
+            self._since.clear()
+            self._seen_at = None
+            self._marker = marker.encode()
+        sent = time.monotonic()
+        os.write(self.master, key)
+        deadline = sent + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                seen = self._seen_at
+            if seen is not None:
+                return (seen - sent) * 1000
+            time.sleep(0.002)  # polling the reader's flag, with a deadline
+        return float("inf")
+
+    def wait_for(self, marker: str, timeout_s: float = 20.0) -> bool:
+        return self.press(b"", marker, timeout_s) != float("inf")
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        os.close(self.master)
+
+
+def pty_keys(state: Path, seconds: float) -> dict[str, float]:
+    """Key latency against the real program in a pty, during whatever the writer journals."""
+    import resource
+
+    console = PtyConsole(state)
+    latencies: list[float] = []
+    try:
+        if not console.wait_for(ROLLOUT):
+            raise RuntimeError("the console did not attach within 20 s")
+        start = time.monotonic()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        while time.monotonic() - start < seconds:
+            # `?` opens the help (its text appears); `?` again closes it (the dashboard's
+            # footer is painted again). No Escape: a lone ESC waits ESCDELAY by design.
+            latencies.append(console.press(b"?", "roll back: shows the plan"))
+            time.sleep(0.25)
+            latencies.append(console.press(b"?", "Pause/resume"))
+            time.sleep(0.25)
+        received = console.received
+        if os.environ.get("BENCH_VERBOSE"):
+            print("pty latencies (ms, in order):", " ".join(f"{x:.0f}" for x in latencies))
+    finally:
+        console.close()
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    latencies.sort()
+    return {
+        "pty_key_p50_ms": statistics.median(latencies),
+        "pty_key_p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "pty_key_max_ms": latencies[-1],
+        "pty_keys": float(len(latencies)),
+        "pty_bytes_out_mb": received / 1e6,
+        "pty_cpu_pct_incl_startup": 100 * cpu / seconds,
+    }
+
+
 def first_paint() -> float:
     """Fresh interpreter: from before importing Textual to the dashboard's first paint."""
     code = (
@@ -173,33 +296,43 @@ def main() -> None:
     parser.add_argument("--writer", choices=("logs", "gates"))
     parser.add_argument("--db", type=Path)
     parser.add_argument(
-        "--only", choices=("paint", "logs", "gates"), action="append", help="run only these parts"
+        "--only",
+        choices=("paint", "logs", "gates", "pty"),
+        action="append",
+        help="run only these parts (pty: key latency of the real program during the flood)",
     )
     args = parser.parse_args()
     if args.writer:
         asyncio.run(writer(args.db, args.writer, args.seconds, args.rate))
         return
-    parts = set(args.only or ("paint", "logs", "gates"))
+    parts = set(args.only or ("paint", "logs", "gates", "pty"))
     if "paint" in parts:
         paints = sorted(first_paint() for _ in range(3))
         runs = ", ".join(f"{p:.0f}" for p in paints)
         print(f"first paint: median {paints[1]:.0f} ms (runs {runs})")
-    for mode, seconds in (("logs", args.seconds), ("gates", args.gate_seconds)):
-        if mode not in parts:
+    for name, mode, seconds in (
+        ("logs", "logs", args.seconds),
+        ("gates", "gates", args.gate_seconds),
+        ("pty", "logs", args.seconds),
+    ):
+        if name not in parts:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             state = Path(tmp)
             db = state / "history.sqlite3"
-            proc = start_writer(db, mode, seconds + 5, args.rate)
+            proc = start_writer(db, mode, seconds + 25, args.rate)
             try:
                 deadline = time.monotonic() + 10
                 while not db.exists() and time.monotonic() < deadline:
                     time.sleep(0.05)
-                result = asyncio.run(watch(state, seconds, keys=mode == "logs"))
+                if name == "pty":
+                    result = pty_keys(state, seconds)
+                else:
+                    result = asyncio.run(watch(state, seconds, keys=mode == "logs"))
             finally:
                 proc.kill()
                 proc.wait()
-        print(f"{mode}: " + ", ".join(f"{k}={v:.1f}" for k, v in result.items()))
+        print(f"{name}: " + ", ".join(f"{k}={v:.1f}" for k, v in result.items()))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from dhash_console.textsafe import clean
 from dhash_console.ui.tui.format import clock
 from dhash_console.ui.tui.palette import color
 
-FLUSH_S = 0.075
+FLUSH_S = 0.1  # ten paints a second at most: a flood costs frames, not one per line
+HIDDEN_FLUSH_S = 0.5  # under another screen (a modal, help): hold lines, keep keys quick
 MAX_LINES = 5_000
 TAGS = {"debug": "DBG ", "info": "INFO", "warning": "WARN", "error": "ERR "}
 _TAG_COLOUR = {"WARN": "warning", "ERR ": "error", "DBG ": "text-muted"}
@@ -80,6 +81,14 @@ class LogPane(Vertical):
 
     def _timed_flush(self) -> None:
         self._flush_due = False
+        if not self.screen.is_active and len(self._pending) < self.max_lines:
+            # Another screen is on top (a confirm panel, help): the log under it would be
+            # repainted through the modal's dimmed background at every flush, and the
+            # operator's keys there would wait behind those paints. Hold the lines (bounded)
+            # and write them when the dashboard is on top again.
+            self._flush_due = True
+            self.set_timer(HIDDEN_FLUSH_S, self._timed_flush)
+            return
         self.flush()
 
     @property
@@ -103,7 +112,7 @@ class LogPane(Vertical):
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        if len(pending) > self.max_lines:
+        if len(pending) > self.max_lines:  # more than the pane keeps: the rest is history
             pending = pending[-self.max_lines :]
         self._kept.extend(pending)
         shown = [line for line in pending if self._matches(line)] if self._filter else pending
