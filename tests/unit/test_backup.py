@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -12,6 +14,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,11 +25,16 @@ from dhash_console.ops.backup import (
     MANIFEST,
     BackupInvalid,
     apply_retention,
+    backup_info,
     check_backup,
     create_backup_sync,
+    describe_restore,
+    latest_verified_backup,
     list_backups,
     restore_backup_sync,
     sidecar_path,
+    sweep_stale_partials,
+    undo_restore_sync,
     verify_backup,
 )
 from dhash_console.ops.migrate import apply_migrations_sync
@@ -162,11 +170,8 @@ def symlink_member(backup: Path) -> None:
 
 def too_many_members(backup: Path) -> None:
     members = original_members(backup)
-    rebuild(
-        backup,
-        [(MANIFEST, members[MANIFEST]), (DB_MEMBER, members[DB_MEMBER])]
-        + [(f"pad{i}", b"") for i in range(40)],
-    )
+    padding: list[tuple[zipfile.ZipInfo | str, bytes]] = [(f"pad{i}", b"") for i in range(40)]
+    rebuild(backup, [(MANIFEST, members[MANIFEST]), (DB_MEMBER, members[DB_MEMBER]), *padding])
 
 
 def size_lies(backup: Path) -> None:
@@ -223,6 +228,7 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")  # the duplicate is the point
 @pytest.mark.parametrize("case", sorted(TAMPERS))
 def test_tampered_backup_is_refused_before_anything_is_touched(
     case: str, backup: Path, db: Path
@@ -303,3 +309,71 @@ def test_kill_9_in_the_middle_of_a_backup_leaves_nothing_that_looks_complete(
     for zip_path in backups.glob("dhash_*.zip"):
         if sidecar_path(zip_path).exists():
             assert check_backup(zip_path).ok
+    assert latest_verified_backup(backups, "local") is None
+    # The next backup clears what the killed one left, and is the only one offered.
+    made = create_backup_sync(big, backups, "local", service_version=None)
+    assert [p.name for p in backups.iterdir() if p.name.startswith(".")] == []
+    assert latest_verified_backup(backups, "local") == backup_info(made.path)
+
+
+def test_a_restore_can_be_undone(backup: Path, db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("DELETE FROM hashes WHERE id > 100")
+    Path(f"{db}-shm").touch()  # a stale -shm must not survive the swap
+    db.chmod(0o640)
+    result = restore_backup_sync(backup, db)
+    assert not Path(f"{db}-wal").exists() and not Path(f"{db}-shm").exists()
+    assert stat.S_IMODE(db.stat().st_mode) == 0o640  # the service's own mode
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM hashes").fetchone()[0] == 500
+    assert result.kept_as is not None
+    undone = undo_restore_sync(result.kept_as, db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM hashes").fetchone()[0] == 100
+    assert undone.kept_as is not None and not result.kept_as.exists()
+    with sqlite3.connect(undone.kept_as) as conn:  # and the undo is itself undoable
+        assert conn.execute("SELECT count(*) FROM hashes").fetchone()[0] == 500
+
+
+def test_the_restore_plan_names_the_migrations_it_would_revert(db: Path, tmp_path: Path) -> None:
+    info = create_backup_sync(db, tmp_path / "backups", "local", service_version="1.0.0")
+    extra = tmp_path / "extra"
+    shutil.copytree(MIGRATIONS, extra)
+    (extra / "20240401_001_add_notes.sql").write_text("ALTER TABLE hashes ADD COLUMN note TEXT;\n")
+    apply_migrations_sync(db, extra)
+    later = info.created_at + timedelta(minutes=42)
+    plan = describe_restore(info, db, now=later)
+    assert plan.checksum_verified and plan.sha256 == info.sha256
+    assert plan.reverted_migrations == ["20240401_001"] and plan.reverts_migrations
+    assert plan.discards_minutes == pytest.approx(42)
+    assert "20240401_001" in plan.describe() and "42 min" in plan.describe()
+    flip_byte(info.path)
+    assert not describe_restore(info, db, now=later).checksum_verified
+
+
+def test_stale_partials_of_dead_processes_are_swept(backup: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    stale = backup.parent / f".dhash_local_20260101_000000.zip.partial-{pid}"
+    stale.write_bytes(b"half a zip")
+    stale_dir = backup.parent / f".snapshot-{pid}-abc"
+    stale_dir.mkdir()
+    live = backup.parent / f".dhash_local_20260101_000001.zip.partial-{os.getpid()}"
+    live.write_bytes(b"still being written")
+    assert set(sweep_stale_partials(backup.parent)) == {stale, stale_dir}
+    assert live.exists() and backup.exists() and sidecar_path(backup).exists()
+
+
+def test_a_path_with_uri_characters_backs_up_and_restores(db: Path, tmp_path: Path) -> None:
+    odd = tmp_path / "a?b#c%20d" / "dhash.sqlite3"
+    odd.parent.mkdir()
+    shutil.copy(db, odd)
+    info = create_backup_sync(odd, odd.parent / "backups", "local", service_version=None)
+    assert verify_backup(info.path).ok
+    assert restore_backup_sync(info.path, odd).kept_as is not None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -171,7 +173,9 @@ from dhash_console.ops.migrate import LOCK_DDL, migration_lock
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 with migration_lock(conn, 5):
     print("holding", flush=True)
-    time.sleep(60)
+    sys.stdin.readline()  # held until the test says so (or kills us)
+    released = time.time()
+print(released, flush=True)
 """
 
 
@@ -179,7 +183,10 @@ def test_two_migrators_at_once_the_second_names_the_holder(tmp_path: Path, three
     db = tmp_path / "db.sqlite3"
     sqlite3.connect(db).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(db)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_LOCK, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
@@ -191,3 +198,107 @@ def test_two_migrators_at_once_the_second_names_the_holder(tmp_path: Path, three
         holder.wait()
     # A killed holder does not keep the database: its lock is cleared.
     assert len(apply_migrations_sync(db, three, lock_timeout_s=2).applied) == 3
+
+
+def test_a_second_migrator_waits_its_turn_within_the_timeout(tmp_path: Path, three: Path) -> None:
+    db = tmp_path / "db.sqlite3"
+    sqlite3.connect(db).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdin is not None and holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        with ThreadPoolExecutor(1) as pool:
+            second = pool.submit(apply_migrations_sync, db, three, lock_timeout_s=20)
+            holder.stdin.write("release\n")
+            holder.stdin.flush()
+            released = float(holder.stdout.readline())
+            applied = second.result(timeout=30).applied
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(applied) == 3
+    first = min(a.applied_at for a in migration_status(db, three).applied)
+    assert datetime.fromisoformat(first).timestamp() >= released - 0.01  # after, not during
+
+
+def test_transaction_control_is_found_behind_comments_and_as_end(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    for sql in ("-- start\nBEGIN;\nCREATE TABLE a (x);", "CREATE TABLE a (x);\n/* done */ END;"):
+        write(folder, "1_a.sql", sql)
+        with pytest.raises(MigrationError, match="manages its own transaction"):
+            apply_migrations_sync(tmp_path / "db.sqlite3", folder)
+    # A trigger's BEGIN ... END is a statement of its own, not transaction control.
+    write(
+        folder,
+        "1_a.sql",
+        "CREATE TABLE a (x);\nCREATE TABLE log (x);\n"
+        "CREATE TRIGGER t AFTER INSERT ON a BEGIN INSERT INTO log VALUES (new.x); END;",
+    )
+    assert len(apply_migrations_sync(tmp_path / "db.sqlite3", folder).applied) == 1
+
+
+def test_statements_that_need_no_transaction_must_be_alone_in_a_marked_file(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "m"
+    write(folder, "1_a.sql", "CREATE TABLE a (x);")
+    write(folder, "2_vacuum.sql", "DELETE FROM a;\nVACUUM;")
+    db = tmp_path / "db.sqlite3"
+    with pytest.raises(MigrationError, match="VACUUM cannot run inside a transaction"):
+        apply_migrations_sync(db, folder)
+    assert not db.exists()  # refused before anything ran
+    write(folder, "2_vacuum.sql", "-- dhash:no-transaction\nVACUUM;")
+    assert [m.transactional for m in apply_migrations_sync(db, folder).applied] == [True, False]
+
+
+def test_a_byte_order_mark_is_not_drift(tmp_path: Path, three: Path) -> None:
+    db = tmp_path / "db.sqlite3"
+    apply_migrations_sync(db, three)
+    path = three / "20240102_001_seed.sql"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    status = migration_status(db, three)
+    assert status.drifted == [] and status.pending == []
+
+
+def test_two_files_with_the_same_version_number_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    write(folder, "1_a.sql", "CREATE TABLE a (x);")
+    write(folder, "01_b.sql", "CREATE TABLE b (x);")
+    with pytest.raises(MigrationError, match="same version number"):
+        migration_status(tmp_path / "db.sqlite3", folder)
+
+
+def test_a_failure_is_recorded_and_the_fixed_file_applies_later(
+    tmp_path: Path, three: Path
+) -> None:
+    db = tmp_path / "db.sqlite3"
+    write(
+        three,
+        "20240102_001_seed.sql",
+        "INSERT INTO t (v) VALUES ('a');\nINSERT INTO nope VALUES (1);",
+    )
+    with pytest.raises(MigrationError, match=r"20240102_001_seed\.sql failed and was rolled back"):
+        apply_migrations_sync(db, three)
+    status = migration_status(db, three)
+    assert [str(m) for m in status.failed] == ["20240102_001_seed"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 0  # rolled back whole
+    write(three, "20240102_001_seed.sql", "INSERT INTO t (v) VALUES ('a');")
+    assert len(apply_migrations_sync(db, three).applied) == 2
+    assert migration_status(db, three).failed == []
+
+
+def test_a_dry_run_on_a_database_leaves_it_byte_for_byte(tmp_path: Path, three: Path) -> None:
+    db = tmp_path / "db.sqlite3"
+    apply_migrations_sync(db, three, target="20240101_001")
+    before = db.read_bytes()
+    lines: list[str] = []
+    result = apply_migrations_sync(db, three, dry_run=True, log=lines.append)
+    assert [str(m) for m in result.applied] == ["20240102_001_seed", "20240103_001_more"]
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in db.parent.iterdir() if p.name.startswith("db")) == [db.name]
