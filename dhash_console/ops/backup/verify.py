@@ -160,9 +160,12 @@ def _check_space(archive: zipfile.ZipFile, scratch_dir: Path) -> Check:
     free = shutil.disk_usage(scratch_dir).free
     if free < needed:
         return Check(
-            "space", False, f"the drill needs {needed} bytes in {scratch_dir}; {free} free"
+            "space",
+            False,
+            f"the drill needs {needed // 2**20} MiB in {scratch_dir.parent}; "
+            f"{free // 2**20} MiB free",
         )
-    return Check("space", True, f"{free} bytes free in {scratch_dir}")
+    return Check("space", True, f"{free // 2**20} MiB free for the drill")
 
 
 def _check_manifest(archive: zipfile.ZipFile) -> tuple[Check, dict[str, Any]]:
