@@ -79,8 +79,12 @@ async def test_confirmed_rollback_goes_out_at_once_and_the_ack_is_shown(
         request = requests[0]
         assert getattr(request, "action") == "rollback"  # noqa: B009
         assert getattr(request, "reason") == "p95 climbing"  # noqa: B009
-        await wait_text(pilot, "rollback requested, waiting for the engine")
-        # The engine takes it and journals its answer; the console says so.
+        # The panel stays open and shows the progress: the request first.
+        assert isinstance(app.screen, ConfirmRollbackScreen) and app.screen.in_progress
+        assert app.focused is not None and app.focused.id == "close"
+        await wait_text(pilot, "confirmed: p95 climbing", "request #1 written to the journal")
+        await wait_text(pilot, "waiting for the engine to acknowledge")
+        # The engine takes it and journals its answer; the panel says so, with the latency.
         await journal.emit(
             ControlAcknowledged(
                 rollout_id=journal.rollout_id,
@@ -90,8 +94,48 @@ async def test_confirmed_rollback_goes_out_at_once_and_the_ack_is_shown(
                 result="rolling back",
             )
         )
+        text = await wait_text(pilot, "engine acknowledged request #1: rolling back (")
+        assert " ms after confirming)" in text
         await journal.rollback(time.time(), "p95 climbing", finish=False)
-        await wait_text(pilot, "ROLLING BACK", "● rollback", "request #1 rollback")
+        await wait_text(pilot, "rollback started at", "2.0.0-bad → 1.0.0", "… rolling back…")
+        await journal.rollback(time.time(), "p95 climbing", finish=True)
+        await wait_text(
+            pilot, "rollback finished at", "1.0.0 healthy — health restored", "Close (done)"
+        )
+        await pilot.press("escape")  # closes the panel; the dashboard shows the end
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await wait_text(pilot, "↶ rolled back", "request #1 rollback")
+
+
+async def test_escape_closes_the_progress_panel_and_the_rollback_goes_on(
+    make_app: Callable[..., ConsoleApp], journal: Journal, store: HistoryStore
+) -> None:
+    app = await _attached(make_app, journal)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(
+            pilot, lambda: app.dashboard.state is not None and app.dashboard.state.active
+        )
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmRollbackScreen))
+        app.screen.query_one("#reason").focus()
+        await pilot.press(*"now", "tab", "tab", "enter")  # reason -> Cancel -> Roll back now
+        await wait_text(pilot, "request #1 written to the journal")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await wait_text(pilot, "rollback requested, waiting for the engine")
+        # The engine's answer still reaches the dashboard with the panel gone.
+        requests = await store.control_requests(journal.rollout_id)
+        await journal.emit(
+            ControlAcknowledged(
+                rollout_id=journal.rollout_id,
+                request_id=requests[0].id,
+                action="rollback",
+                by="someone",
+                result="rolling back",
+            )
+        )
+        await journal.rollback(time.time(), "now")
+        await wait_text(pilot, "↶ rolled back", "request #1 rollback")
 
 
 async def test_production_needs_the_name_typed(
@@ -116,7 +160,7 @@ async def test_production_needs_the_name_typed(
         await pilot.press(*"uction")
         assert not confirm.disabled
         await pilot.click("#confirm")
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await wait_text(pilot, "request #1 written to the journal")
         deadline = time.monotonic() + 2
         while not await store.control_requests(journal.rollout_id):
             assert time.monotonic() < deadline

@@ -169,9 +169,13 @@ class ConsoleApp(App[int]):
         state = self.dashboard.state
         assert state is not None
         plan = await plan_for(self.backend, state)
-        reason = await self.push_screen_wait(ConfirmRollbackScreen(plan))
-        if reason:
-            self._control("rollback", reason)
+        board = self.dashboard
+        panel = ConfirmRollbackScreen(
+            plan, on_confirm=lambda reason: board.send_control("rollback", reason, panel)
+        )
+        # The panel stays open after Confirm and shows the rollback's progress (the
+        # dashboard feeds it); Escape or Close dismisses it, the rollback goes on.
+        await self.push_screen_wait(panel)
 
     def action_pause(self) -> None:
         if not self._steerable():

@@ -19,9 +19,11 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, get_current_worker
 
 from dhash_console.store.history import ControlAction
+from dhash_console.textsafe import clean
 from dhash_console.ui.tui import feed
 from dhash_console.ui.tui.format import duration
 from dhash_console.ui.tui.journal_reader import JournalReader
+from dhash_console.ui.tui.screens.confirm_rollback import ConfirmRollbackScreen
 from dhash_console.ui.tui.state import Changes, RolloutState
 from dhash_console.ui.tui.widgets.gate_table import GateTable
 from dhash_console.ui.tui.widgets.log_pane import LogPane
@@ -66,6 +68,7 @@ class DashboardScreen(Screen[None]):
         self._feed: Worker[None] | None = None
         self._requests: dict[int, tuple[str, float]] = {}  # request id -> action, sent at
         self._clocks_drawn_at = 0.0  # monotonic
+        self._progress: ConfirmRollbackScreen | None = None  # a confirmed rollback's panel
         self._note = ""
 
     @property
@@ -158,6 +161,16 @@ class DashboardScreen(Screen[None]):
             changes.header = True
         self._acknowledge(changes)
         self._redraw(changes)
+        panel = self._progress_panel()
+        if panel is not None and (changes.header or changes.phases):
+            panel.show_state(self.state)
+
+    def _progress_panel(self) -> ConfirmRollbackScreen | None:
+        """The confirm panel showing a rollback's progress, while it is open."""
+        panel = self._progress
+        if panel is not None and panel not in self.app.screen_stack:
+            self._progress = panel = None
+        return panel
 
     def _acknowledge(self, changes: Changes) -> None:
         for ack in changes.acks:
@@ -165,6 +178,9 @@ class DashboardScreen(Screen[None]):
             if sent is None:
                 continue
             took = (time.monotonic() - sent[1]) * 1000
+            panel = self._progress_panel()
+            if panel is not None and sent[0] == "rollback":
+                panel.acknowledged(ack, took)
             self.notify(
                 f"engine took request #{ack.request_id} ({ack.action}): {ack.result} "
                 f"· {took:.0f} ms",
@@ -225,19 +241,36 @@ class DashboardScreen(Screen[None]):
 
     # -- steering (the app's actions call these) -----------------------------------------------
 
-    def send_control(self, action: ControlAction, reason: str) -> None:
+    def send_control(
+        self, action: ControlAction, reason: str, panel: ConfirmRollbackScreen | None = None
+    ) -> None:
+        """Write a control request; `panel`, if given, is told how it goes."""
         if self.state is None:
             return
+        if panel is not None:
+            self._progress = panel
         self._note = f"{action} requested, waiting for the engine…"
         self.query_one(RolloutHeader).show_state(self.state, self._note)
-        self._send(self.state.rollout_id, action, reason)
+        self._send(self.state.rollout_id, action, reason, time.monotonic())
 
     @work(group="control", exit_on_error=False)
-    async def _send(self, rollout_id: str, action: ControlAction, reason: str) -> None:
+    async def _send(
+        self, rollout_id: str, action: ControlAction, reason: str, asked: float
+    ) -> None:
         sent = time.monotonic()
-        request_id = await self.console_app.backend.request_control(rollout_id, action, reason)
-        self._requests[request_id] = (action, sent)
+        try:
+            request_id = await self.console_app.backend.request_control(rollout_id, action, reason)
+        except Exception as exc:  # a locked or broken journal: say so where the operator looks
+            panel = self._progress_panel()
+            if panel is not None and action == "rollback":
+                panel.request_failed(clean(str(exc))[:200])
+            self.notify(f"{action} request failed: {clean(str(exc))[:200]}", severity="error")
+            return
+        self._requests[request_id] = (action, asked)
         took = duration(time.monotonic() - sent)
+        panel = self._progress_panel()
+        if panel is not None and action == "rollback":
+            panel.request_sent(request_id, (time.monotonic() - asked) * 1000)
         self.notify(f"request #{request_id} ({action}) written to the journal in {took}")
 
     def action_filter_log(self) -> None:
