@@ -35,9 +35,16 @@ def test_escape_sequences_never_reach_the_terminal() -> None:
 
 
 def test_gate_errors_are_untrusted_too() -> None:
-    sample = GateSample(rollout_id="r", gate="health", index=1, result="fail", value=None,
-                        condition="status in [200]", error="x",
-                        detail="[bold red]ROLLBACK COMPLETE[/] \x1b[2J")
+    sample = GateSample(
+        rollout_id="r",
+        gate="health",
+        index=1,
+        result="fail",
+        value=None,
+        condition="status in [200]",
+        error="x",
+        detail="[bold red]ROLLBACK COMPLETE[/] \x1b[2J",
+    )
     text = render(sample)
     assert "[bold red]ROLLBACK COMPLETE[/]" in text and "\x1b" not in text
 
