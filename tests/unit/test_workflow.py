@@ -166,3 +166,21 @@ def test_the_artifacts_are_uploaded(workflow: dict[Any, Any]) -> None:
         assert log in paths, log
     assert "backups/dhash_local_*.zip" in paths
     assert "backups/dhash_local_*.zip.sha256" in paths
+
+
+def test_the_pull_request_template_is_pr_body() -> None:
+    template = REPO / ".github" / "pull_request_template.md"
+    assert template.read_text(encoding="utf-8") == (REPO / "PR_BODY.md").read_text(encoding="utf-8")
+
+
+def test_pr_body_asks_for_every_artifact_the_workflow_attaches() -> None:
+    body = (REPO / "PR_BODY.md").read_text(encoding="utf-8")
+    checklist = [line for line in body.splitlines() if line.startswith("- [ ]")]
+    for log in ARTIFACT_LOGS:
+        assert any(log in line for line in checklist), log
+    assert any(".sha256" in line and "backup" in line for line in checklist)
+    for os_name in ("Ubuntu", "macOS", "Windows"):
+        assert any(line.startswith(f"- [ ] {os_name}:") for line in checklist), os_name
+    assert any("Deploy operator" in line for line in checklist)
+    assert any("Ops/SRE" in line for line in checklist)
+    assert sum("Approver" in line for line in checklist) == 2
