@@ -106,7 +106,27 @@ def _context(args: argparse.Namespace) -> CommandContext:
     )
 
 
+def _utf8_when_redirected() -> None:
+    """Status symbols (✔ ✖ ↶) must not crash a redirected stream in a legacy code page."""
+    for stream in (sys.stdout, sys.stderr):
+        if not stream.isatty() and (stream.encoding or "").lower() not in ("utf-8", "utf8"):
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(encoding="utf-8", errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `history --json | head -1`: the reader left; that is not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    _utf8_when_redirected()
     parser = build_parser()
     args = parser.parse_args(argv)
     ctx = _context(args)

@@ -59,7 +59,7 @@ def run_headless(
     renderer = HeadlessRenderer(ctx.console, json_lines=ctx.json, stdout=ctx.stdout)
     options = SessionOptions(
         faces=[renderer],
-        notifications=ctx.config.notifications,
+        notifications=None if request.dry_run else ctx.config.notifications,
         console_notice=lambda text: ctx.console.print(f"notify: {text}"),
         on_engine=on_engine,
     )

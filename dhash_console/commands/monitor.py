@@ -74,9 +74,12 @@ async def _remaining_window(ctx: CommandContext, env: str) -> float:
     if not ctx.history_path.exists():
         raise UsageError("--resume: no history yet in this state directory")
     async with await HistoryStore.open(ctx.history_path) as store:
-        for record in await store.list_rollouts(env=env, limit=20):
+        for record in await store.list_rollouts(env=env, limit=1):
             if record.effective_status != "interrupted":
-                continue
+                raise UsageError(
+                    f"--resume: the last rollout on {env} ({record.id}) is "
+                    f"{record.effective_status}, not interrupted: nothing to resume"
+                )
             events = await store.events(record.id, types=["phase_started"])
             monitor = [e for e in events if getattr(e, "phase", None) == "monitor"]
             if not monitor:

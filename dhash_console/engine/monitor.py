@@ -214,7 +214,7 @@ class MonitoringWindow:
             state.verdict, state.verdict_reason = verdict, reason
             await self.publish(self._verdict_event(state))
         unproven = [s for s in self.states.values() if s.verdict != "passed"]
-        if not unproven or self.dry_run:
+        if not unproven:
             return WindowResult("passed", f"all {len(self.states)} gates passed the window")
         reason = "; ".join(f"gate {s.gate.name} {s.verdict}: {s.verdict_reason}" for s in unproven)
         if self.policy.on_inconclusive == "ignore":

@@ -193,6 +193,9 @@ class RolloutEngine:
             self.previous_version = req.rollback_to
             self.deployed = True
         duration_s = (req.duration_minutes or self.env.monitoring.duration_minutes) * 60
+        if req.dry_run and req.duration_minutes is None:
+            # A dry run checks that the gates can be measured: two rounds, not a whole window.
+            duration_s = 2 * self.env.monitoring.interval_seconds
         await self.publish(
             RolloutStarted(
                 rollout_id=self.rollout_id,
@@ -262,8 +265,8 @@ class RolloutEngine:
             return await self._finish("succeeded", 0, window.reason)
         if window.decision == "abort":
             return await self._finish("aborted", 130, f"aborted by {window.by}: {window.reason}")
-        if req.dry_run:
-            return await self._finish("succeeded", 0, f"dry run: would roll back: {window.reason}")
+        if req.dry_run:  # the gates do not hold on what runs now: a check that failed
+            return await self._finish("failed", 1, f"dry run: would roll back: {window.reason}")
         return await self._rollback(window.reason, automatic=window.automatic, by=window.by)
 
     async def _stopped(self, command: ControlCommand) -> RolloutResult:

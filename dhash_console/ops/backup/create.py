@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 # Hidden names a backup in progress uses; the pid says whether its writer still lives.
 _PARTIAL = re.compile(r"^\.(?:.+\.partial|snapshot|verify)-(?P<pid>\d+)(?:-.*)?$")
 
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows opens in text mode without it
+
 
 class _HashingWriter:
     """A write-only, non-seekable file: zipfile then streams with data descriptors, so the
@@ -132,7 +134,7 @@ def _write_sidecar(zip_path: Path, digest: str) -> None:
     """`sha256sum` format (hash, two spaces, base name), itself written atomically."""
     sidecar = sidecar_path(zip_path)
     partial = sidecar.with_name(f".{sidecar.name}.partial-{os.getpid()}")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _BINARY, 0o600)
     with os.fdopen(fd, "w", encoding="ascii", newline="\n") as handle:
         handle.write(f"{digest}  {zip_path.name}\n")
         handle.flush()
@@ -143,7 +145,7 @@ def _write_sidecar(zip_path: Path, digest: str) -> None:
 
 def _write_zip(partial: Path, snapshot_file: Path, manifest: dict[str, Any], now: datetime) -> str:
     """The zip, created 0600, fsynced; returns its sha256, computed as it was written."""
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, 0o600)
     with os.fdopen(fd, "wb") as raw:
         writer = _HashingWriter(raw)
         archive_file: Any = writer  # write/tell/flush is all zipfile needs here

@@ -34,6 +34,9 @@ POLL_S = 0.05
 # alive as a zombie, whichever driver instance asks.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
+# Windows has no SIGKILL; there os.kill with SIGTERM already ends the process outright.
+_FORCE_STOP = getattr(signal, "SIGKILL", signal.SIGTERM)
+
 
 class ServiceState(BaseModel):
     """What runs now (pid, version, port, since when) and the versions that ran before."""
@@ -64,9 +67,10 @@ def _runs_our_service(pid: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
-        return False
+        # Gone, or no /proc at all (macOS, Windows): then pid_alive is all we can ask.
+        return not Path("/proc/self").exists()
     except OSError:
-        return True  # no /proc to ask (not Linux) or not allowed: trust pid_alive
+        return True  # not allowed to look: trust pid_alive
     return SERVICE_MODULE.encode() in cmdline
 
 
@@ -245,7 +249,7 @@ class LocalServiceDeployer:
         except BaseException:
             # Failed or cancelled mid-start: leave no half-started service and no claim on it.
             if proc.poll() is None:
-                _signal_service(proc.pid, signal.SIGKILL)
+                _signal_service(proc.pid, _FORCE_STOP)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=5)
             _CHILDREN.pop(proc.pid, None)
@@ -335,7 +339,7 @@ class LocalServiceDeployer:
                 "warning",
                 f"{step}: {state.version} still runs after {self.stop_timeout_s:g} s: killing it",
             )
-            _signal_service(pid, signal.SIGKILL)
+            _signal_service(pid, _FORCE_STOP)
             if not await self._gone(pid, 5.0):
                 raise DeployFailed(step, f"pid {pid} ({state.version}) does not go away")
         _CHILDREN.pop(pid, None)
