@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.name != "posix", reason="SIGKILL and SIGINT as POSIX has them"),
+]
 
 CLI = [sys.executable, "-m", "dhash_console"]
 

@@ -59,6 +59,7 @@ def backup(db: Path, tmp_path: Path) -> Path:
     return create_backup_sync(db, tmp_path / "backups", "local", service_version="1.0.0").path
 
 
+@pytest.mark.skipif(shutil.which("sha256sum") is None, reason="no sha256sum on this system")
 def test_backup_is_a_verified_zip_with_a_sha256sum_sidecar(backup: Path) -> None:
     assert backup.name.startswith("dhash_local_") and backup.suffix == ".zip"
     result = subprocess.run(

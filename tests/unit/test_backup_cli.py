@@ -48,7 +48,8 @@ def test_migrate_then_back_up_list_and_verify(project: Path) -> None:
     verified = cli(project, "backup", "verify", str(path))
     assert verified.returncode == 0 and "restore drill" in verified.stdout
     sidecar = path.with_name(path.name + ".sha256")
-    assert subprocess.run(["sha256sum", "-c", sidecar.name], cwd=path.parent).returncode == 0
+    if shutil.which("sha256sum"):  # the system tool agrees, where there is one
+        assert subprocess.run(["sha256sum", "-c", sidecar.name], cwd=path.parent).returncode == 0
 
     with path.open("ab") as handle:
         handle.write(b"tampered")
