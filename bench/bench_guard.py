@@ -53,8 +53,9 @@ async def bring_up(config: Path, state: Path) -> tuple[object, object, str]:
     from dhash_console.ops.deploy import build_deployer
     from dhash_console.ops.migrate import apply_migrations
 
-    env = resolve_environment(load_config(config), "local", config_dir=config.parent,
-                              state_dir=state)
+    env = resolve_environment(
+        load_config(config), "local", config_dir=config.parent, state_dir=state
+    )
     assert env.sqlite_path is not None
     env.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     await apply_migrations(env.sqlite_path, env.migrations_dir, applied_by="bench")
@@ -77,10 +78,24 @@ async def one_run(interval: float, fault: dict[str, object]) -> dict[str, float]
         deployer, traffic, url = await bring_up(config, state)
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "dhash_console", "--config", str(config), "--state-dir",
-                str(state), "--json", "deploy", "--env", "local", "--version", "1.1.0",
-                "--duration-minutes", "3", stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "CI": ""},
+                sys.executable,
+                "-m",
+                "dhash_console",
+                "--config",
+                str(config),
+                "--state-dir",
+                str(state),
+                "--json",
+                "deploy",
+                "--env",
+                "local",
+                "--version",
+                "1.1.0",
+                "--duration-minutes",
+                "3",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                env={**os.environ, "CI": ""},
             )
             assert proc.stdout is not None
             events: list[dict[str, object]] = []

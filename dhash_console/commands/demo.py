@@ -118,8 +118,9 @@ class _DemoStage:
         # brings, so that a rollback shows the database restored from its backup.
         files = discover(env.migrations_dir)
         target = files[-2].version if len(files) > 1 else None
-        await apply_migrations(env.sqlite_path, env.migrations_dir, applied_by="demo",
-                               target=target)
+        await apply_migrations(
+            env.sqlite_path, env.migrations_dir, applied_by="demo", target=target
+        )
         self.deployer = build_deployer(env)
         await self.deployer.ensure_running(INITIAL_VERSION, self._log)
         rps = getattr(env.deployer, "traffic_rps", 20.0)

