@@ -52,6 +52,13 @@ class Tmux:
         while self.screen() == before and time.monotonic() < deadline:
             time.sleep(0.05)  # polling the pane, with a deadline
 
+    def wait_gone(self, needle: str, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while needle in (text := self.screen()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still on screen after {timeout_s}s: {needle}\n{text}")
+            time.sleep(0.05)  # polling the pane for the condition, with a deadline
+
     def wait_for(self, *needles: str, timeout_s: float = 30.0) -> str:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -101,15 +108,49 @@ def test_launch_rollback_and_history_in_tmux(
         "--state-dir",
         str(state),
     ]
-    command = "env -u CI TERM=xterm-256color " + shlex.join(argv)
+    # The size in the environment too: Textual asks shutil, which reads COLUMNS/LINES first.
+    command = "env -u CI TERM=xterm-256color COLUMNS=140 LINES=45 " + shlex.join(argv)
+    # Size options in the same server command as the session: set in a later command,
+    # window-size=manual could shrink the window to the 80x24 default while the console
+    # starts, and it would draw for a terminal narrower than the assertions expect.
     tmux.run(
-        "new-session", "-d", "-s", tmux.session, "-x", "140", "-y", "45", "-c", os.getcwd(), command
+        "new-session",
+        "-d",
+        "-s",
+        tmux.session,
+        "-x",
+        "140",
+        "-y",
+        "45",
+        "-c",
+        os.getcwd(),
+        command,
+        ";",
+        "set-option",
+        "-g",
+        "default-size",
+        "140x45",
+        ";",
+        "set-option",
+        "-g",
+        "window-size",
+        "manual",
+        ";",
+        "resize-window",
+        "-t",
+        tmux.session,
+        "-x",
+        "140",
+        "-y",
+        "45",
     )
-    tmux.run("set-option", "-g", "window-size", "manual")
-    tmux.run("resize-window", "-t", tmux.session, "-x", "140", "-y", "45")
+    assert tmux.run("display", "-p", "-t", tmux.session, "#{window_width}x#{window_height}") == (
+        "140x45\n"
+    )
     tmux.wait_for("no rollout attached", "Launch")
     tmux.keys("n")
     tmux.wait_for("Launch a guarded rollout", "now running: 1.0.0")
+    tmux.wait_for("dry run: OFF — this rollout changes local")  # the state in words
     tmux.type("1.1.0")
     tmux.wait_for("1.1.0")
     deadline = time.monotonic() + 15
@@ -122,26 +163,41 @@ def test_launch_rollback_and_history_in_tmux(
     tmux.keys("r")
     tmux.wait_for("Roll back: local", "return to:", "1.0.0")
     tmux.keys("Enter")  # focus is on Cancel: Enter cancels, never confirms
-    time_left = tmux.wait_for("● monitor")
-    assert "Roll back: local" not in time_left
+    tmux.wait_gone("Roll back: local")
+    tmux.wait_for("● monitor")
     tmux.keys("r")
     tmux.wait_for("Roll back: local")
-    # From Cancel back to the reason; once the panel has its focus the text shows up.
-    deadline = time.monotonic() + 10
-    while "tmux says roll back" not in tmux.screen():
-        assert time.monotonic() < deadline, tmux.screen()
+    # Focus starts on Cancel: Shift+Tab goes back to the reason. Then wait for the text (the
+    # screen moves on its own, so a changed screen does not mean a key was taken).
+    deadline = time.monotonic() + 20
+    while True:  # keys sent before the panel has its focus go nowhere: then again
         tmux.keys("BTab")
         tmux.type("tmux says roll back")
-        tmux.wait_until_changed(timeout_s=1.0)
-    for _ in range(2):  # reason -> Cancel -> Roll back now, each step seen on screen
-        tmux.keys("Tab")
-        tmux.wait_until_changed(timeout_s=1.0)
+        try:
+            tmux.wait_for("tmux says roll back", timeout_s=3)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, tmux.screen()
+    tmux.keys("Tab", "Tab")  # reason -> Cancel -> Roll back now (keys are taken in order)
     tmux.keys("Enter")
+    # The panel stays open and follows the rollback; Escape closes it when it is done.
+    tmux.wait_for("engine acknowledged request #1", timeout_s=30)
+    tmux.wait_for("rollback finished at", "1.0.0 healthy", timeout_s=60)
+    tmux.keys("Escape")
+    # Gone before the next key: a key within ESCDELAY of Escape would read as Alt+key.
+    tmux.wait_gone("rollback finished at")
     tmux.wait_for("↶ rolled back", timeout_s=60)
 
     tmux.keys("h")
     tmux.wait_for("History", "↶ rolled back", "1.0.0 → 1.1.0")
-    tmux.keys("Enter")  # open it: the timeline says why it ended
+    deadline = time.monotonic() + 30
+    while True:  # open it; an Enter taken by the filter field first moves to the table
+        tmux.keys("Enter")
+        try:
+            tmux.wait_for("Timeline", timeout_s=3)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, tmux.screen()
     tmux.wait_for("why it ended: rolled back to 1.0.0: tmux says roll back", "Timeline")
     tmux.keys("Escape")
     tmux.keys("q")  # history closes with Escape; q quits from anywhere

@@ -22,6 +22,14 @@ if TYPE_CHECKING:
     from dhash_console.ui.tui.app import ConsoleApp
 
 
+def dry_run_label(on: bool, env: str) -> str:
+    if on:
+        return "dry run: ON — nothing will change (space or enter toggles)"
+    return (
+        f"dry run: OFF — this rollout changes {env or 'the environment'} (space or enter toggles)"
+    )
+
+
 class LaunchScreen(ModalScreen[LaunchRequest | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
@@ -51,7 +59,9 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
             yield Input(placeholder="e.g. 1.1.0", id="version")
             yield Label("Monitoring window (minutes; fractions allowed)")
             yield Input(id="minutes", type="number")
-            yield Checkbox("Dry run: run every check, change nothing", id="dry-run")
+            # The state in words: Textual draws the same X both ways (colour only), which a
+            # plain-text screen read or a colour-blind operator cannot tell apart.
+            yield Checkbox(dry_run_label(False, ""), id="dry-run")
             yield Static("", id="launch-plan", classes="plan", markup=False)
             yield Label("", id="type-name-label")
             yield Input(id="type-name")
@@ -63,11 +73,17 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
         self.query_one("#version", Input).focus()
         self._environment_changed()
 
+    @on(Checkbox.Changed, "#dry-run")
+    def _dry_run_changed(self) -> None:
+        box = self.query_one("#dry-run", Checkbox)
+        box.label = dry_run_label(box.value, self._env_name())
+
     @on(Select.Changed, "#env")
     def _environment_changed(self) -> None:
         env_name = self._env_name()
         if not env_name:
             return
+        self._dry_run_changed()
         env = self.console_app.backend.environment(env_name)
         self.query_one("#minutes", Input).value = f"{env.monitoring.duration_minutes:g}"
         self._confirm_mode = env.confirm

@@ -21,17 +21,19 @@ LABELS = {
 
 
 class PhaseStepper(Static):
-    # One line, never wrapped: an update then needs no layout pass (it is ticked every second).
-    DEFAULT_CSS = "PhaseStepper { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }"
+    # Wraps on a narrow terminal (the running phase must show). Ticked every second, so a
+    # layout pass only when the text's length changes, which is what could change its height.
+    DEFAULT_CSS = "PhaseStepper { height: auto; }"
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", markup=False, id=id)
         self._shown: Text | None = None
 
     def _show(self, line: Text) -> None:
-        if line != self._shown:  # same characters, same styles: nothing to redraw
+        shown = self._shown
+        if line != shown:  # same characters, same styles: nothing to redraw
             self._shown = line
-            self.update(line, layout=False)
+            self.update(line, layout=shown is None or len(line) != len(shown))
 
     def show_state(self, state: RolloutState | None, now: float) -> None:
         if state is None or state.started is None:
