@@ -354,7 +354,9 @@ async def test_slack_sends_about_one_message_a_second(receiver: Receiver) -> Non
     await n.run(stream([events[0], events[5]]))
     await n.drain(5.0)
     first, second = receiver.at("/slack")
-    assert 0.95 <= second.at - first.at < 1.5
+    # Sends start a second apart; arrivals can be closer by the first request's connection
+    # set-up (tens of ms on a loaded machine), and with no pacing they would be ~0 s apart.
+    assert 0.8 <= second.at - first.at < 1.5
 
 
 async def test_a_hung_channel_never_delays_the_caller(receiver: Receiver) -> None:
