@@ -27,6 +27,7 @@ from dhash_console.store.process import pid_alive, this_host
 # A lock file that cannot be read is normally one being written right now (the O_EXCL
 # fallback writes after creating); only an old one is an abandoned, broken lock.
 UNREADABLE_GRACE_S = 5.0
+BREAK_GUARD_STALE_S = 10.0
 ATTEMPTS = 50  # each lost race costs one; a real fight over one lock ends long before this
 _ENV_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -100,6 +101,7 @@ class EnvironmentLock:
             raise EnvironmentLocked(self._held)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         broken: LockHolder | None = None
+        self._judged = b""
         for _ in range(ATTEMPTS):
             if self._create(holder):
                 self._held = holder
@@ -190,6 +192,7 @@ class EnvironmentLock:
                 mtime = self.path.stat().st_mtime
             except FileNotFoundError:
                 return None
+            self._judged = data  # what _break may remove: exactly these bytes
             try:
                 return LockHolder.from_json(data)
             except ValueError:
@@ -205,25 +208,44 @@ class EnvironmentLock:
         return not pid_alive(holder.pid)
 
     def _break(self, stale: LockHolder) -> bool:
-        """Move the stale lock away; True if we moved exactly the lock we judged stale."""
-        aside = self.path.with_name(f"{self.path.name}.{secrets.token_hex(4)}.stale")
-        try:
-            os.rename(self.path, aside)  # of two breakers, one wins; the other finds nothing
-        except FileNotFoundError:
+        """Remove the stale lock; True if we removed exactly the lock we judged stale.
+
+        Breakers take turns through a guard file, and under it remove the lock only if it
+        still holds the stale body: a live owner's lock is never touched, and two breakers
+        can never both clear the way for two new owners.
+        """
+        guard = self.path.with_name(f"{self.path.name}.break")
+        if not _take_guard(guard):
             return False
         try:
-            moved = aside.read_bytes()
-            judged = stale.to_json()
-            if moved != judged and _parses(moved):
-                # Between our look and our rename another breaker won and a live owner took
-                # the lock: give it back untouched (link fails if yet another came meanwhile).
-                with contextlib.suppress(FileExistsError):
-                    os.link(aside, self.path)
+            try:
+                current = self.path.read_bytes()
+            except FileNotFoundError:
                 return False
+            if current != self._judged:
+                return False  # someone else broke it and a live owner took it meanwhile
+            self.path.unlink()
             return True
         finally:
             with contextlib.suppress(OSError):
-                aside.unlink()
+                guard.unlink()
+
+
+def _take_guard(guard: Path, wait_s: float = 5.0) -> bool:
+    """Create the guard file exclusively; clear one left by a breaker that died holding it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            os.close(os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            return True
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if time.time() - guard.stat().st_mtime > BREAK_GUARD_STALE_S:
+                    guard.unlink()  # a breaker holds it for microseconds, never this long
+                    continue
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
 
 
 def _parses(data: bytes) -> bool:
