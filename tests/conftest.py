@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
+import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +52,25 @@ def local_config(tmp_path: Path, shipped_config_data: dict[str, Any]) -> Callabl
         return path
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_service_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Engines the tests launch detached (as the console does) may start a reference service
+    after a test's own clean-up ran; whatever still serves a database of this session's
+    temporary folders is stopped at the end."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"dhash_console.localenv" in argv and any(base.encode() in a for a in argv):
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGTERM)
