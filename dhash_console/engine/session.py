@@ -214,9 +214,14 @@ def _run_log_task(state_dir: Any, rollout_id: str, env: str, bus: EventBus) -> a
 
 
 def cancel_on_sigterm(task: asyncio.Task[Any]) -> None:
-    """SIGTERM ends a rollout like Ctrl-C: journaled as interrupted, lock released."""
-    if os.name != "posix":
-        return  # Windows: Ctrl-C / Ctrl-Break reach Python as KeyboardInterrupt
+    """SIGTERM (Windows: CTRL_BREAK_EVENT) ends a rollout like Ctrl-C: journaled as
+    interrupted, lock released."""
     loop = asyncio.get_running_loop()
+    if os.name != "posix":
+        # No add_signal_handler on Windows: a plain handler hands the cancel to the loop.
+        sigbreak = getattr(signal, "SIGBREAK", None)
+        if sigbreak is not None:
+            signal.signal(sigbreak, lambda *_: loop.call_soon_threadsafe(task.cancel))
+        return
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, task.cancel)

@@ -126,7 +126,7 @@ class EnvironmentLock:
         ours, self._held = self._held, None
         with contextlib.suppress(FileNotFoundError):
             if self.path.read_bytes() == ours.to_json():
-                self.path.unlink()
+                _unlink(self.path)
 
     def holder(self) -> LockHolder | None:
         """Who holds the lock now (None if nobody, or if the file cannot be read)."""
@@ -224,11 +224,24 @@ class EnvironmentLock:
                 return False
             if current != self._judged:
                 return False  # someone else broke it and a live owner took it meanwhile
-            self.path.unlink()
+            _unlink(self.path)
             return True
         finally:
             with contextlib.suppress(OSError):
                 guard.unlink()
+
+
+def _unlink(path: Path, wait_s: float = 1.0) -> None:
+    """Remove `path`; on Windows a reader holding it open makes that fail for a moment."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            path.unlink()
+            return
+        except PermissionError:
+            if os.name == "posix" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _take_guard(guard: Path, wait_s: float = 5.0) -> bool:
