@@ -272,32 +272,20 @@ def test_standalone_rollback_returns_to_the_earlier_version_and_backup(
     demo_config: Path, tmp_path: Path, stop_leftovers: None
 ) -> None:
     state = tmp_path / "state"
-    first = cli(
-        demo_config,
-        state,
-        "--no-ui",
-        "deploy",
-        "--env",
-        "local",
-        "--version",
-        "1.0.0",
-        "--duration-minutes",
-        "0.05",
-    )
-    assert first.returncode == 0, first.stdout + first.stderr
-    second = cli(
-        demo_config,
-        state,
-        "--no-ui",
-        "deploy",
-        "--env",
-        "local",
-        "--version",
-        "1.1.0",
-        "--duration-minutes",
-        "0.05",
-    )
-    assert second.returncode == 0, second.stdout + second.stderr
+    for version in ("1.0.0", "1.1.0"):  # first install, then the release to undo
+        deployed = cli(
+            demo_config,
+            state,
+            "--no-ui",
+            "deploy",
+            "--env",
+            "local",
+            "--version",
+            version,
+            "--duration-minutes",
+            "0.05",
+        )
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     plan = cli(
         demo_config,
         state,
