@@ -52,8 +52,8 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
     from dhash_console.commands._rollout import run_headless
     from dhash_console.config import LocalDeployer
     from dhash_console.engine.rollout import RolloutRequest
-    from dhash_console.engine.session import operator_identity
     from dhash_console.errors import UsageError
+    from dhash_console.store.process import operator_identity
 
     env = ctx.environment(args.env)
     if not isinstance(env.deployer, LocalDeployer):

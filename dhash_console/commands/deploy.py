@@ -55,7 +55,7 @@ def positive_minutes(text: str) -> float:
 def run(args: argparse.Namespace, ctx: CommandContext) -> int:
     from dhash_console.commands._rollout import confirm_or_refuse, run_headless, via
     from dhash_console.engine.rollout import RolloutRequest
-    from dhash_console.engine.session import operator_identity
+    from dhash_console.store.process import operator_identity
 
     env = ctx.environment(args.env)
     if not args.dry_run:

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, ctx: CommandContext) -> int:
     from dhash_console.commands._rollout import run_headless, via
     from dhash_console.commands.rollback import earlier_version
     from dhash_console.engine.rollout import RolloutRequest
-    from dhash_console.engine.session import operator_identity
+    from dhash_console.store.process import operator_identity
 
     env = ctx.environment(args.env)
     minutes = args.duration_minutes

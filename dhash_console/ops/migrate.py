@@ -18,7 +18,6 @@ The rule against mixing, checked before anything runs:
 from __future__ import annotations
 
 import asyncio
-import getpass
 import hashlib
 import os
 import re
@@ -33,6 +32,7 @@ from pathlib import Path
 
 from dhash_console.errors import OperationFailed, UsageError
 from dhash_console.ops.sqlite_url import connect_readonly
+from dhash_console.store.process import operator_identity, pid_alive
 
 NO_TRANSACTION_MARK = "-- dhash:no-transaction"
 _FILE = re.compile(
@@ -328,12 +328,6 @@ def check_file(migration: MigrationFile) -> None:
         )
 
 
-def _pid_alive(pid: int) -> bool:
-    from dhash_console.store.process import pid_alive
-
-    return pid_alive(pid)
-
-
 def _busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -366,7 +360,7 @@ def migration_lock(conn: sqlite3.Connection, timeout_s: float) -> Iterator[None]
             if holder is None:
                 continue  # released between our insert and our look
             pid, holder_host, _since = holder
-            if holder_host == host and not _pid_alive(pid):
+            if holder_host == host and not pid_alive(pid):
                 conn.execute(
                     "DELETE FROM schema_migrations_lock WHERE pid = ? AND host = ?",
                     (pid, holder_host),
@@ -459,13 +453,6 @@ def _apply_one(conn: sqlite3.Connection, migration: MigrationFile, applied_by: s
         ) from None
 
 
-def default_applied_by() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except (KeyError, OSError):
-        return socket.gethostname()
-
-
 def apply_migrations_sync(
     db_path: Path,
     migrations_dir: Path,
@@ -493,7 +480,7 @@ def apply_migrations_sync(
     if not plan.pending:
         say("schema is up to date")
         return MigrationResult()
-    who = applied_by or default_applied_by()
+    who = applied_by or operator_identity()
     result = MigrationResult()
     try:
         # The busy timeout stays within the lock timeout, so waiting for a busy database

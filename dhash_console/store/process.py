@@ -6,6 +6,7 @@ process is gone. POSIX asks with signal 0; Windows opens the process and reads i
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 import sys
@@ -14,6 +15,15 @@ import sys
 def this_host() -> str:
     """The name this host writes as owner of locks and rollouts (as the engine does)."""
     return socket.gethostname()
+
+
+def operator_identity() -> str:
+    """Who runs this: user@host, as journaled, notified and written into migration history."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{this_host()}"
 
 
 def pid_alive(pid: int) -> bool:

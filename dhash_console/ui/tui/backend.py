@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dhash_console.engine.session import operator_identity
 from dhash_console.errors import ConsoleError, UsageError
 from dhash_console.store.history import ControlAction, HistoryStore, RolloutRecord
+from dhash_console.store.process import operator_identity
 from dhash_console.ui.tui.engine_process import (
     EngineProcess,
     LaunchRequest,
