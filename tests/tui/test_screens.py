@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from textual.widgets import DataTable
+from textual.widgets._footer import FooterKey
 
 from dhash_console.events import RolloutFinished
 from dhash_console.store.history import HistoryStore
@@ -18,6 +19,7 @@ from dhash_console.ui.tui.screens.history import HistoryScreen
 from dhash_console.ui.tui.screens.migrations import MigrationsScreen
 from dhash_console.ui.tui.screens.replay_speed import ReplaySpeedScreen
 from dhash_console.ui.tui.screens.rollout_detail import RolloutDetailScreen
+from dhash_console.ui.tui.widgets.footer import ConsoleFooter
 from tests.tui.helpers import T0, Journal, wait_for, wait_text
 
 
@@ -144,3 +146,32 @@ async def test_quit_asks_only_when_a_watched_rollout_is_paused(
         await pilot.press("enter")  # Cancel has focus: stays
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
         assert app.is_running
+
+
+async def test_footer_keeps_its_keys_across_panels_and_leaks_none(
+    make_app: Callable[..., ConsoleApp],
+) -> None:
+    app = make_app(offer_attach=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        footer = app.dashboard.query_one(ConsoleFooter)
+        await wait_for(pilot, lambda: bool(footer.query(FooterKey)), what="footer keys")
+        keys = list(footer.query(FooterKey))
+        for _ in range(5):
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+            await pilot.pause()
+        # Same keys, so the very same widgets: nothing rebuilt, nothing for the collector.
+        assert list(footer.query(FooterKey)) == keys
+        # Keys that do change (the log filter's input takes focus) are shown, and the old
+        # ones are not kept alive by their data binding on the footer.
+        await pilot.press("slash")
+        await wait_for(pilot, lambda: list(footer.query(FooterKey)) != keys, what="new keys")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.focused is None or app.focused.id != "log-filter")
+        await pilot.pause()
+        watchers = getattr(footer, "__watchers")["compact"]
+        shown = {id(key) for key in footer.query(FooterKey)}
+        assert watchers and {id(node) for node, _ in watchers} <= shown

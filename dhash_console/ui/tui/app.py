@@ -7,6 +7,7 @@ journals an answer to. Quitting leaves every rollout running and guarded.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -102,6 +103,9 @@ class ConsoleApp(App[int]):
             self.show_rollout(self._attach_id)
         elif self._offer_attach:
             await self._offer_active()
+        # What start-up built (Textual, Rich, the widgets) lives as long as the console: out
+        # of the collector's sweeps, which otherwise stall keys for 100 ms under a log flood.
+        self.call_after_refresh(gc.freeze)
 
     async def on_unmount(self) -> None:
         if self._backend is not None:
@@ -276,9 +280,13 @@ class ConsoleApp(App[int]):
         self.push_screen(MigrationsScreen())
 
     def action_help(self) -> None:
-        from dhash_console.ui.tui.screens.help import HelpScreen
+        # Built once and kept installed: composing it anew at every `?` made garbage (a
+        # few hundred nodes) that the collector then paused the console to sweep.
+        if not self.is_screen_installed("help"):
+            from dhash_console.ui.tui.screens.help import HelpScreen
 
-        self.push_screen(HelpScreen())
+            self.install_screen(HelpScreen(), "help")
+        self.push_screen("help")
 
     def action_next_theme(self) -> None:
         self.theme = next_theme(self.theme)

@@ -11,13 +11,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from dhash_console.textsafe import clean
 from dhash_console.ui.tui.format import duration, stamp
 from dhash_console.ui.tui.palette import status_style
 from dhash_console.ui.tui.rollback_plan import PlanView
 from dhash_console.ui.tui.screens.confirm_rollback import ConfirmRollbackScreen
+from dhash_console.ui.tui.widgets.footer import ConsoleFooter
 
 if TYPE_CHECKING:
     from dhash_console.ui.tui.app import ConsoleApp
@@ -49,7 +50,7 @@ class BackupsScreen(Screen[None]):
         with Vertical():
             yield Static("Backups — verifying…", id="backups-title", markup=False)
             yield DataTable(id="backups", cursor_type="row")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, get_current_worker
 
 from dhash_console.store.history import ControlAction
@@ -25,6 +25,7 @@ from dhash_console.ui.tui.format import duration
 from dhash_console.ui.tui.journal_reader import JournalReader
 from dhash_console.ui.tui.screens.confirm_rollback import ConfirmRollbackScreen
 from dhash_console.ui.tui.state import Changes, RolloutState
+from dhash_console.ui.tui.widgets.footer import ConsoleFooter
 from dhash_console.ui.tui.widgets.gate_table import GateTable
 from dhash_console.ui.tui.widgets.log_pane import LogPane
 from dhash_console.ui.tui.widgets.notices import NoticeList
@@ -84,7 +85,7 @@ class DashboardScreen(Screen[None]):
             yield LogPane(id="log-pane")
             yield NoticeList(id="notices")
         yield Static("", id="empty-state", markup=False)
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.now = self.console_app.clock()

@@ -13,12 +13,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from dhash_console.events import GateSample, GateVerdict, RolloutFinished
 from dhash_console.textsafe import clean
 from dhash_console.ui.tui.format import clock, value
 from dhash_console.ui.tui.palette import mark, status_style
+from dhash_console.ui.tui.widgets.footer import ConsoleFooter
 
 if TYPE_CHECKING:
     from dhash_console.ui.tui.app import ConsoleApp
@@ -81,7 +82,7 @@ class GateDetailScreen(Screen[None]):
             yield Static("", id="gate-title", markup=False)
             yield Static("", id="gate-why", markup=False, classes="plan")
             yield DataTable(id="gate-samples", cursor_type="row")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

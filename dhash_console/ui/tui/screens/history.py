@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label
+from textual.widgets import DataTable, Input, Label
 
 from dhash_console.store.history import RolloutRecord
 from dhash_console.textsafe import clean
 from dhash_console.ui.tui.format import duration, stamp
 from dhash_console.ui.tui.palette import mark, status_style
+from dhash_console.ui.tui.widgets.footer import ConsoleFooter
 
 if TYPE_CHECKING:
     from dhash_console.ui.tui.app import ConsoleApp
@@ -45,7 +46,7 @@ class HistoryScreen(Screen[None]):
                 yield Label("History · environment: ")
                 yield Input(placeholder="all (type a name)", id="env-filter")
             yield DataTable(id="history", cursor_type="row")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Select, Static
+from textual.widgets import DataTable, Select, Static
 
 from dhash_console.textsafe import clean
 from dhash_console.ui.tui.palette import status_style
+from dhash_console.ui.tui.widgets.footer import ConsoleFooter
 
 if TYPE_CHECKING:
     from dhash_console.ui.tui.app import ConsoleApp
@@ -47,7 +48,7 @@ class MigrationsScreen(Screen[None]):
             )
             yield Static("", id="migrations-title", markup=False)
             yield DataTable(id="migrations", cursor_type="row")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

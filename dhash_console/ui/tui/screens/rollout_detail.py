@@ -9,7 +9,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Log, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Log, Static, TabbedContent, TabPane
 
 from dhash_console.events import (
     ControlAcknowledged,
@@ -30,6 +30,7 @@ from dhash_console.events import (
 from dhash_console.textsafe import clean
 from dhash_console.ui.tui.format import clock, duration, stamp, value
 from dhash_console.ui.tui.palette import mark, status_style
+from dhash_console.ui.tui.widgets.footer import ConsoleFooter
 from dhash_console.ui.tui.widgets.log_pane import format_line
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class RolloutDetailScreen(Screen[None]):
                 yield DataTable(id="gates", cursor_type="row")
             with TabPane("Logs", id="tab-logs"):
                 yield Log(id="detail-log", max_lines=LOG_TAIL)
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         timeline = self.query_one("#timeline", DataTable)
