@@ -93,7 +93,9 @@ async def test_backups_and_migrations_lists(make_app: Callable[..., ConsoleApp])
         await wait_for(pilot, lambda: app.ready)
         await pilot.press("b")
         await wait_for(pilot, lambda: isinstance(app.screen, BackupsScreen))
-        await wait_text(pilot, "Backups — 0 in")
+        backups_dir = app.backend.backups_dir(None)
+        assert backups_dir is not None
+        await wait_text(pilot, f"Backups — 0 in {backups_dir}")  # where they are kept
         await pilot.press("escape")
         await pilot.press("m")
         await wait_for(pilot, lambda: isinstance(app.screen, MigrationsScreen))

@@ -147,13 +147,17 @@ class Backend:
 
     # -- backups and migrations ----------------------------------------------------------------
 
+    def backups_dir(self, env: str | None) -> Path | None:
+        """The backups folder (one for all environments unless an environment names its own)."""
+        if self.config is None:
+            return None
+        names = [env] if env else self.environments
+        return self.environment(names[0]).backups_dir if names else None
+
     async def backups(self, env: str | None) -> list[Any]:
         from dhash_console.ops.backup import list_backups
 
-        if self.config is None:
-            return []
-        names = [env] if env else self.environments
-        directory = self.environment(names[0]).backups_dir if names else None
+        directory = self.backups_dir(env)
         if directory is None:
             return []
         return list(await asyncio.to_thread(list_backups, directory, env))

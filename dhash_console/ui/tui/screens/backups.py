@@ -97,7 +97,7 @@ class BackupsScreen(Screen[None]):
                 Text("… checking"),
                 key=key,
             )
-        title.update(f"Backups — {len(backups)} in {clean(str(backend.config_path.parent))}")
+        title.update(f"Backups — {len(backups)} in {clean(str(backend.backups_dir(None)))}")
         for key, info in self.backups.items():
             ok, why = await self._verify(info.path)
             status = "ok" if ok else "failed"
