@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 from textual.widgets import DataTable, Log
 
+from dhash_console.events import NotificationSent
 from dhash_console.ui.tui.app import ConsoleApp
 from dhash_console.ui.tui.screens.dashboard import DashboardScreen
 from dhash_console.ui.tui.screens.gate_detail import GateDetailScreen
 from dhash_console.ui.tui.widgets.log_pane import LogPane
+from dhash_console.ui.tui.widgets.notices import NoticeList
 from tests.tui.helpers import HOSTILE, T0, Journal, wait_for, wait_text
 
 
@@ -122,3 +124,38 @@ async def test_log_filter_and_follow(make_app: Callable[..., ConsoleApp], journa
         assert not pane.follow
         await pilot.press("f")
         assert pane.follow
+
+
+async def test_notifications_pane_says_each_once_and_failures_plainly(
+    make_app: Callable[..., ConsoleApp], journal: Journal
+) -> None:
+    await journal.start()
+    t = await journal.phases_to_monitor()
+    await journal.emit(
+        NotificationSent(
+            rollout_id=journal.rollout_id,
+            at=t,
+            channel="console",
+            event_type="rollout_started",
+            ok=True,
+            detail="rollout_started: local: rollout 1.0.0 → 2.0.0-bad started",
+        )
+    )
+    await journal.emit(
+        NotificationSent(
+            rollout_id=journal.rollout_id,
+            at=t + 1,
+            channel="slack",
+            event_type="rollout_started",
+            ok=False,
+            detail="HTTP 500 [bold red]ROLLBACK COMPLETE[/]",
+        )
+    )
+    app = make_app(attach=journal.rollout_id)
+    async with app.run_test(size=(160, 40)) as pilot:
+        notices = app.query_one(NoticeList)
+        await wait_for(pilot, lambda: "slack" in str(notices.render()), what="both notices")
+        text = str(notices.render())
+        assert "✔ console sent: rollout_started (local: rollout 1.0.0 → 2.0.0-bad started)" in text
+        assert text.count("rollout_started") == 2  # once per notice, not again in its detail
+        assert "✖ slack FAILED: rollout_started (HTTP 500 [bold red]ROLLBACK COMPLETE[/])" in text

@@ -217,8 +217,10 @@ class RolloutState:
         elif isinstance(event, NotificationSent):
             mark = "sent" if event.ok else "FAILED"
             text = f"{clean(event.channel)} {mark}: {clean(event.event_type)}"
-            if event.detail:
-                text += f" ({clean(event.detail)})"
+            # A channel's detail is often its message, which starts with the event type again.
+            detail = event.detail.removeprefix(f"{event.event_type}: ")
+            if detail:
+                text += f" ({clean(detail)})"
             changes.notices.append(Notice(event.at, text, event.ok))
         elif isinstance(event, ControlAcknowledged):
             changes.acks.append(event)
