@@ -87,6 +87,8 @@ def _create(ctx: CommandContext, env_name: str, dry_run: bool) -> int:
     else:
         ctx.console.print(f"{info.path}  {info.size} bytes  sha256 {info.sha256}")
         ctx.console.print(f"{info.sidecar}")
+        if info.staged:
+            ctx.console.print(f"{info.staged}  verified, staged for a fast restore")
     return 0
 
 
@@ -107,6 +109,7 @@ def _list(ctx: CommandContext, env_name: str | None) -> int:
         ctx.console.print(f"no backups in {directory}")
     for info in backups:
         state = "complete" if info.complete else "INCOMPLETE (no sidecar)"
+        state += ", staged" if info.staged else ""
         ctx.console.print(
             f"{info.path.name:<44} {info.env:<12} "
             f"{info.created_at:%Y-%m-%d %H:%M:%S} {info.size:>12} B  "

@@ -337,7 +337,8 @@ class RolloutEngine:
         await self.log(
             "info",
             f"backup {self.backup.path.name} sha256 {self.backup.sha256[:12]} "
-            f"({self.backup.size} bytes)",
+            f"({self.backup.size} bytes)"
+            + (", verified and staged for a fast rollback" if self.backup.staged else ""),
         )
 
     async def _migrate(self) -> None:
@@ -504,7 +505,7 @@ class RolloutEngine:
             restored = await backup.restore_backup(self.backup.path, self.env.sqlite_path)
             await self.log(
                 "info",
-                f"database restored from {self.backup.path.name}; "
+                f"database restored from {self.backup.path.name} {restored.how()}; "
                 f"the replaced one kept as {restored.kept_as}",
             )
         if self.previous_version is None:

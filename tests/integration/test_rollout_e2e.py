@@ -315,5 +315,8 @@ def test_standalone_rollback_returns_to_the_earlier_version_and_backup(
     finished = next(e for e in events if e["type"] == "rollback_finished")
     assert finished["version"] == "1.0.0" and finished["healthy"] is True
     assert next(e for e in events if e["type"] == "rollback_started")["backup"]
+    logs = [e["message"] for e in events if e["type"] == "log_line"]
+    # The rollout's backup was staged when it was taken: the rollback renames its copy in.
+    assert any("restored from dhash_local_" in m and "from its staged copy" in m for m in logs)
     service = json.loads(next(state.glob("local/*/service.json")).read_text())
     assert service["version"] == "1.0.0"

@@ -11,6 +11,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -32,7 +33,9 @@ from dhash_console.ops.backup import (
     latest_verified_backup,
     list_backups,
     restore_backup_sync,
+    sha256_file,
     sidecar_path,
+    staged_paths,
     sweep_stale_partials,
     undo_restore_sync,
     verify_backup,
@@ -93,15 +96,14 @@ def test_backup_is_a_verified_zip_with_a_sha256sum_sidecar(backup: Path) -> None
 
 
 def test_files_are_readable_by_their_owner_only(backup: Path) -> None:
-    for path in (backup, sidecar_path(backup)):
+    for path in (backup, sidecar_path(backup), *staged_paths(backup)):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_no_temporary_files_are_left(backup: Path) -> None:
-    assert sorted(p.name for p in backup.parent.iterdir()) == [
-        backup.name,
-        sidecar_path(backup).name,
-    ]
+    assert sorted(p.name for p in backup.parent.iterdir()) == sorted(
+        [backup.name, sidecar_path(backup).name, *(p.name for p in staged_paths(backup))]
+    )
 
 
 def rehash(path: Path) -> None:
@@ -235,6 +237,7 @@ def test_tampered_backup_is_refused_before_anything_is_touched(
     case: str, backup: Path, db: Path
 ) -> None:
     tamper, failing_check = TAMPERS[case]
+    assert backup_info(backup).staged is not None  # an intact staged copy does not save it
     tamper(backup)
     report = check_backup(backup)
     assert not report.ok
@@ -277,6 +280,7 @@ def test_a_zip_without_its_sidecar_is_listed_incomplete(backup: Path) -> None:
 
 KILL_SCRIPT = """
 import sys
+import tempfile
 from pathlib import Path
 from dhash_console.ops.backup import create_backup_sync
 create_backup_sync(Path(sys.argv[1]), Path(sys.argv[2]), "local", service_version=None)
@@ -365,9 +369,11 @@ def test_stale_partials_of_dead_processes_are_swept(backup: Path) -> None:
     stale.write_bytes(b"half a zip")
     stale_dir = backup.parent / f".snapshot-{pid}-abc"
     stale_dir.mkdir()
+    stale_staging = backup.parent / f".{backup.name}.staged.sqlite3.partial-{pid}"
+    stale_staging.write_bytes(b"half a database")
     live = backup.parent / f".dhash_local_20260101_000001.zip.partial-{os.getpid()}"
     live.write_bytes(b"still being written")
-    assert set(sweep_stale_partials(backup.parent)) == {stale, stale_dir}
+    assert set(sweep_stale_partials(backup.parent)) == {stale, stale_dir, stale_staging}
     assert live.exists() and backup.exists() and sidecar_path(backup).exists()
 
 
@@ -378,3 +384,139 @@ def test_a_path_with_uri_characters_backs_up_and_restores(db: Path, tmp_path: Pa
     info = create_backup_sync(odd, odd.parent / "backups", "local", service_version=None)
     assert verify_backup(info.path).ok
     assert restore_backup_sync(info.path, odd).kept_as is not None
+
+
+# -- the staged restore ---------------------------------------------------------------------
+
+
+def rows(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM hashes").fetchone()[0])
+
+
+def member_sha256(backup: Path) -> str:
+    return hashlib.sha256(original_members(backup)[DB_MEMBER]).hexdigest()
+
+
+def test_a_staged_backup_restores_by_rename_and_the_next_restore_uses_the_zip(
+    backup: Path, db: Path
+) -> None:
+    copy, record = staged_paths(backup)
+    assert backup_info(backup).staged == copy and sha256_file(copy) == member_sha256(backup)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM hashes")
+    result = restore_backup_sync(backup, db)
+    assert result.staged and rows(db) == 500
+    assert not copy.exists() and not record.exists()  # consumed
+    assert result.kept_as is not None and rows(result.kept_as) == 0  # and undoable
+    assert sorted(p.name for p in db.parent.iterdir()) == sorted([db.name, result.kept_as.name])
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM hashes WHERE id > 7")
+    again = restore_backup_sync(backup, db)
+    assert not again.staged and again.note == "no staged copy" and rows(db) == 500
+
+
+def flip_staged_byte_keeping_mtime(backup: Path) -> None:
+    """Change the copy's bytes but not its size or mtime: only its sha256 can tell."""
+    copy, _ = staged_paths(backup)
+    before = copy.stat()
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    os.utime(copy, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def replace_staged_with_another_database(backup: Path) -> None:
+    copy, _ = staged_paths(backup)
+    other = copy.with_name("other.sqlite3")
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE hashes (id INTEGER PRIMARY KEY)")
+    other.replace(copy)
+
+
+def staged_record_for_another_copy(backup: Path) -> None:
+    _, record = staged_paths(backup)
+    facts = json.loads(record.read_text())
+    facts["sha256"] = "0" * 64
+    record.write_text(json.dumps(facts))
+
+
+STAGED_TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "bytes changed, size and mtime kept": (flip_staged_byte_keeping_mtime, "sha256"),
+    "another database": (replace_staged_with_another_database, "changed after"),
+    "record names another hash": (staged_record_for_another_copy, "sha256"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STAGED_TAMPERS))
+def test_a_changed_staged_copy_is_never_restored(case: str, backup: Path, db: Path) -> None:
+    tamper, reason = STAGED_TAMPERS[case]
+    tamper(backup)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM hashes")
+    result = restore_backup_sync(backup, db)
+    assert not result.staged and reason in result.note  # the zip, verified, was restored
+    assert sha256_file(db) == member_sha256(backup) and rows(db) == 500
+    assert not any(p.exists() for p in staged_paths(backup))  # dropped, never kept around
+
+
+def test_a_changed_staged_copy_of_a_tampered_backup_is_refused_before_anything_is_touched(
+    backup: Path, db: Path
+) -> None:
+    flip_staged_byte_keeping_mtime(backup)
+    flip_byte(backup)
+    before = db.read_bytes()
+    with pytest.raises(BackupInvalid, match="sidecar"):
+        restore_backup_sync(backup, db)
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in db.parent.iterdir()) == [db.name]
+
+
+def test_only_the_newest_backup_is_staged_and_retention_removes_staged_copies(
+    db: Path, tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    made = [create_backup_sync(db, backups, "local", service_version=None) for _ in range(3)]
+    other = create_backup_sync(db, backups, "other", service_version=None)
+    assert [info.staged is not None for info in made] == [True, True, True]  # each in its turn
+    assert [backup_info(info.path).staged is not None for info in made] == [False, False, True]
+    assert backup_info(other.path).staged is not None  # one per environment
+    assert apply_retention(backups, "local", keep=1) == [made[1].path, made[0].path]
+    # A staged copy whose backup went some other way goes at the next retention.
+    other.path.unlink()
+    sidecar_path(other.path).unlink()
+    apply_retention(backups, "local", keep=1)
+    assert sorted(p.name for p in backups.iterdir()) == sorted(
+        [made[2].path.name, sidecar_path(made[2].path).name]
+        + [p.name for p in staged_paths(made[2].path)]
+    )
+
+
+def another_filesystem() -> Path | None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        return None
+    return shm if shm.stat().st_dev != Path(__file__).stat().st_dev else None
+
+
+@pytest.mark.skipif(another_filesystem() is None, reason="no second filesystem (/dev/shm) here")
+def test_a_staged_copy_on_another_filesystem_falls_back_to_the_zip(
+    backup: Path, db: Path, tmp_path: Path
+) -> None:
+    shm = another_filesystem()
+    assert shm is not None
+    elsewhere = Path(tempfile.mkdtemp(dir=shm, prefix="dhash-test-"))
+    try:
+        target = elsewhere / "dhash.sqlite3"
+        shutil.copy(db, target)
+        with sqlite3.connect(target) as conn:
+            conn.execute("DELETE FROM hashes")
+        result = restore_backup_sync(backup, target)
+        assert not result.staged and "cannot be renamed" in result.note and rows(target) == 500
+        assert backup_info(backup).staged is not None  # left for a restore it can serve
+        # A database there is never staged for: a rename could not bring the copy to it.
+        info = create_backup_sync(target, tmp_path / "backups", "local", service_version=None)
+        assert info.staged is None and backup_info(backup).staged is None
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)

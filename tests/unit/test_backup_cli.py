@@ -42,7 +42,9 @@ def test_migrate_then_back_up_list_and_verify(project: Path) -> None:
 
     made = cli(project, "--json", "backup", "--env", "local")
     assert made.returncode == 0, made.stderr
-    path = Path(json.loads(made.stdout.splitlines()[-1])["path"])
+    made_info = json.loads(made.stdout.splitlines()[-1])
+    path = Path(made_info["path"])
+    assert made_info["staged"] == str(path) + ".staged.sqlite3"  # verified and staged
     listed = cli(project, "--json", "backup", "list", "--env", "local")
     assert [json.loads(line)["path"] for line in listed.stdout.splitlines()] == [str(path)]
     verified = cli(project, "backup", "verify", str(path))

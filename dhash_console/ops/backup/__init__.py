@@ -7,6 +7,7 @@ file, hashed in the same pass, fsynced and renamed; the sidecar comes last, so a
 one is incomplete and never offered for a rollback.
 
 - `create`: taking one; `catalog`: listing and retention; `verify`: the checks;
+  `staged`: the verified database kept beside the newest backup, so a rollback renames it;
   `restore`: restore, undo, and the plan said before a restore runs.
 """
 
@@ -31,6 +32,7 @@ from dhash_console.ops.backup.model import (
     VerifyReport,
     sha256_file,
     sidecar_path,
+    staged_paths,
 )
 from dhash_console.ops.backup.restore import (
     RestorePlan,
@@ -40,6 +42,7 @@ from dhash_console.ops.backup.restore import (
     undo_restore,
     undo_restore_sync,
 )
+from dhash_console.ops.backup.staged import stage_backup
 from dhash_console.ops.backup.verify import check_backup, verify_backup
 
 __all__ = [
@@ -63,6 +66,8 @@ __all__ = [
     "restore_backup_sync",
     "sha256_file",
     "sidecar_path",
+    "stage_backup",
+    "staged_paths",
     "sweep_stale_partials",
     "undo_restore",
     "undo_restore_sync",

@@ -16,6 +16,7 @@ from dhash_console.ops.backup.model import (
     SIDECAR_LINE,
     BackupInfo,
     sidecar_path,
+    staged_paths,
 )
 
 
@@ -62,6 +63,7 @@ def backup_info(path: Path) -> BackupInfo:
         stamp = datetime.fromisoformat(str(manifest["created_at"]))
         created = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
     migrations = manifest.get("migrations", [])
+    staged, record = staged_paths(path)
     return BackupInfo(
         path,
         str(manifest.get("environment", env)),
@@ -71,6 +73,7 @@ def backup_info(path: Path) -> BackupInfo:
         manifest.get("service_version"),
         [m for m in migrations if isinstance(m, dict)] if isinstance(migrations, list) else [],
         digest is not None,
+        staged if staged.is_file() and record.is_file() else None,
     )
 
 
@@ -102,15 +105,20 @@ def latest_verified_backup(backups_dir: Path, env: str) -> BackupInfo | None:
 def apply_retention(
     backups_dir: Path, env: str, keep: int, protect: tuple[Path | None, ...] = ()
 ) -> list[Path]:
-    """Delete the oldest complete backups beyond `keep`; never a protected one. Incomplete
-    zips are left for an operator to look at; they never count and are never offered."""
+    """Delete the oldest complete backups beyond `keep`, with their staged copies; never a
+    protected one. Incomplete zips are left for an operator to look at; they never count and
+    are never offered. Staged copies whose backup is gone go too."""
+    from dhash_console.ops.backup.staged import remove_orphaned_staged, remove_staged
+
     kept = {p.resolve() for p in protect if p is not None}
     complete = [b for b in list_backups(backups_dir, env) if b.complete]
     removed = []
     for info in complete[max(keep, 0) :]:
         if info.path.resolve() in kept:
             continue
+        remove_staged(info.path)
         info.sidecar.unlink(missing_ok=True)  # sidecar first: never a complete-looking orphan
         info.path.unlink(missing_ok=True)
         removed.append(info.path)
+    remove_orphaned_staged(backups_dir)
     return removed

@@ -32,12 +32,14 @@ from dhash_console.ops.backup.model import (
     sidecar_path,
 )
 from dhash_console.ops.backup.schema import schema_digest, schema_facts
+from dhash_console.ops.backup.staged import stage_backup
 from dhash_console.ops.sqlite_url import connect_readonly
 
 if TYPE_CHECKING:
     from dhash_console.config import ResolvedEnvironment
 
-# Hidden names a backup in progress uses; the pid says whether its writer still lives.
+# Hidden names a backup in progress uses (a staged copy's: `.<zip>.staged.sqlite3.partial-`);
+# the pid says whether its writer still lives.
 _PARTIAL = re.compile(r"^\.(?:.+\.partial|snapshot|verify)-(?P<pid>\d+)(?:-.*)?$")
 
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows opens in text mode without it
@@ -163,9 +165,16 @@ def _write_zip(partial: Path, snapshot_file: Path, manifest: dict[str, Any], now
 
 
 def create_backup_sync(
-    db_path: Path, backups_dir: Path, env: str, *, service_version: str | None
+    db_path: Path,
+    backups_dir: Path,
+    env: str,
+    *,
+    service_version: str | None,
+    stage: bool = True,
 ) -> BackupInfo:
-    """Snapshot, zip (hashed in the same pass), fsync, rename, then the sidecar."""
+    """Snapshot, zip (hashed in the same pass), fsync, rename, then the sidecar; then, with
+    `stage`, verify it and keep its database beside it for a fast restore (staged.py).
+    Raises BackupInvalid if the backup just written does not verify."""
     if not db_path.exists():
         raise UsageError(f"backup: no database at {db_path}")
     backups_dir.mkdir(parents=True, exist_ok=True)
@@ -200,8 +209,9 @@ def create_backup_sync(
             raise
     fsync_dir(backups_dir)
     _write_sidecar(final, digest)  # last: from here on the backup is complete
+    staged = stage_backup(final, db_path, env) if stage else None
     return BackupInfo(
-        final, env, now, final.stat().st_size, digest, service_version, migrations, True
+        final, env, now, final.stat().st_size, digest, service_version, migrations, True, staged
     )
 
 

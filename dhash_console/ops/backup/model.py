@@ -29,6 +29,8 @@ CHUNK = 1024 * 1024
 COMPRESSION = zipfile.ZIP_STORED
 COMPRESS_LEVEL = 1  # used if COMPRESSION is ever ZIP_DEFLATED
 NAME = re.compile(r"^dhash_(?P<env>[A-Za-z0-9_.-]+?)_(?P<stamp>\d{8}_\d{6})(?:_(?P<n>\d+))?\.zip$")
+STAGED_SUFFIX = ".staged.sqlite3"
+RECORD_SUFFIX = ".staged.json"
 SIDECAR_LINE = re.compile(r"^(?P<hash>[0-9a-f]{64}) [ *](?P<name>[^\n/\\]+)\n?$")
 
 
@@ -57,6 +59,7 @@ class BackupInfo:
     service_version: str | None
     migrations: list[dict[str, Any]]  # {"version", "description", "checksum"}, in order
     complete: bool
+    staged: Path | None = None  # its verified database, kept beside it for a fast restore
 
     @property
     def sidecar(self) -> Path:
@@ -72,6 +75,7 @@ class BackupInfo:
             "service_version": self.service_version,
             "migrations": [m.get("version") for m in self.migrations],
             "complete": self.complete,
+            "staged": str(self.staged) if self.staged else None,
         }
 
 
@@ -109,10 +113,26 @@ class RestoreResult:
     db_path: Path
     backup: Path
     kept_as: Path | None  # the database the restore replaced; `undo_restore` puts it back
+    staged: bool = False  # restored from the copy staged when the backup was taken
+    note: str = ""  # why the staged copy was not used, when it was not
+
+    def how(self) -> str:
+        """How the database was restored, for the journal."""
+        if self.staged:
+            return "from its staged copy (verified when the backup was taken, sha256 checked now)"
+        return "verified and extracted from the zip" + (f" ({self.note})" if self.note else "")
 
 
 def sidecar_path(zip_path: Path) -> Path:
     return zip_path.with_name(zip_path.name + ".sha256")
+
+
+def staged_paths(zip_path: Path) -> tuple[Path, Path]:
+    """The backup's staged database (staged.py) and the record of what it was checked against."""
+    return (
+        zip_path.with_name(zip_path.name + STAGED_SUFFIX),
+        zip_path.with_name(zip_path.name + RECORD_SUFFIX),
+    )
 
 
 def sha256_file(path: Path) -> str:

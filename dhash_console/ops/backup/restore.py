@@ -1,10 +1,11 @@
 """Restoring a backup, undoing a restore, and saying beforehand what a restore would do.
 
 A restore verifies first (every check, the drill included) and refuses anything that fails
-before the database is touched. The drilled copy, written and fsynced beside the database, is
-then swapped in with one atomic rename: the database path never goes missing. The database it
-replaced stays beside it as `<db>.replaced-<stamp>` (a hard link taken before the swap, so
-keeping it costs nothing), and `undo_restore` puts it back the same way.
+before the database is touched; a backup staged when it was taken was verified then, and its
+drilled copy only has its sha256 checked now (staged.py). The drilled copy, fsynced beside the
+database, is then swapped in with one atomic rename: the database path never goes missing.
+The database it replaced stays beside it as `<db>.replaced-<stamp>` (a hard link taken before
+the swap, so keeping it costs nothing), and `undo_restore` puts it back the same way.
 The service must be stopped or quiesced meanwhile: that is the caller's part.
 """
 
@@ -29,6 +30,7 @@ from dhash_console.ops.backup.model import (
     sha256_file,
 )
 from dhash_console.ops.backup.schema import schema_facts
+from dhash_console.ops.backup.staged import claim_staged
 from dhash_console.ops.backup.verify import verified_copy
 from dhash_console.ops.sqlite_url import connect_readonly
 
@@ -76,16 +78,28 @@ def _swap_in(new_file: Path, db_path: Path) -> Path | None:
 
 
 def restore_backup_sync(path: Path, db_path: Path) -> RestoreResult:
-    """Verify (raising BackupInvalid, nothing touched), then swap the drilled copy in."""
+    """Swap in the backup's staged copy once its sha256 matches (staged.py), else verify the
+    zip (raising BackupInvalid, nothing touched) and swap the drilled copy in."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    taken, note = claim_staged(path, db_path.parent)
+    if taken is not None:
+        try:
+            kept = _swap_or_fail(taken, db_path, path)
+        finally:
+            taken.unlink(missing_ok=True)  # gone already unless the swap failed
+        return RestoreResult(db_path, path, kept, staged=True)
     with verified_copy(path, db_path.parent, durable=True) as (report, restored):
         if not report.ok:
             raise BackupInvalid(report)
-        try:
-            kept = _swap_in(restored, db_path)
-        except OSError as exc:
-            raise NeedsHuman(f"restore of {path.name} into {db_path} failed midway: {exc}") from exc
-    return RestoreResult(db_path, path, kept)
+        kept = _swap_or_fail(restored, db_path, path)
+    return RestoreResult(db_path, path, kept, note=note)
+
+
+def _swap_or_fail(new_file: Path, db_path: Path, backup: Path) -> Path | None:
+    try:
+        return _swap_in(new_file, db_path)
+    except OSError as exc:
+        raise NeedsHuman(f"restore of {backup.name} into {db_path} failed midway: {exc}") from exc
 
 
 async def restore_backup(path: Path, db_path: Path) -> RestoreResult:
