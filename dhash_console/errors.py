@@ -18,6 +18,11 @@ class OperationFailed(ConsoleError):
     exit_code = 1
 
 
+class FileInUse(OperationFailed):
+    """A file another process holds open could not be replaced or removed (Windows); nothing
+    was changed by the refused call. The message names the file."""
+
+
 class UsageError(ConsoleError):
     """Bad usage: nothing was changed. The message names the flag."""
 

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from dhash_console.errors import LockHeld, UsageError
+from dhash_console.fsretry import unlink_retrying
 from dhash_console.store.process import pid_alive, this_host
 
 # A lock file that cannot be read is normally one being written right now (the O_EXCL
@@ -126,7 +127,7 @@ class EnvironmentLock:
         ours, self._held = self._held, None
         with contextlib.suppress(FileNotFoundError):
             if self.path.read_bytes() == ours.to_json():
-                _unlink(self.path)
+                unlink_retrying(self.path)
 
     def holder(self) -> LockHolder | None:
         """Who holds the lock now (None if nobody, or if the file cannot be read)."""
@@ -224,24 +225,11 @@ class EnvironmentLock:
                 return False
             if current != self._judged:
                 return False  # someone else broke it and a live owner took it meanwhile
-            _unlink(self.path)
+            unlink_retrying(self.path)
             return True
         finally:
             with contextlib.suppress(OSError):
                 guard.unlink()
-
-
-def _unlink(path: Path, wait_s: float = 1.0) -> None:
-    """Remove `path`; on Windows a reader holding it open makes that fail for a moment."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            path.unlink()
-            return
-        except PermissionError:
-            if os.name == "posix" or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
 
 
 def _take_guard(guard: Path, wait_s: float = 5.0) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from dhash_console import __version__
+from dhash_console.errors import NeedsHuman
 from dhash_console.ops.backup import (
     DB_MEMBER,
     MANIFEST,
@@ -40,6 +41,7 @@ from dhash_console.ops.backup import (
     undo_restore_sync,
     verify_backup,
 )
+from dhash_console.ops.backup import restore as restore_module
 from dhash_console.ops.migrate import apply_migrations_sync
 from tests.integration.localenv_helpers import MIGRATIONS
 
@@ -520,3 +522,50 @@ def test_a_staged_copy_on_another_filesystem_falls_back_to_the_zip(
         assert info.staged is None and backup_info(backup).staged is None
     finally:
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+# -- a swap that cannot finish --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("staged", [True, False], ids=["staged", "from the zip"])
+def test_a_restore_that_cannot_swap_leaves_the_database_as_it_was(
+    staged: bool, backup: Path, db: Path
+) -> None:
+    if not staged:
+        restore_backup_sync(backup, db)  # uses up the staged copy
+        for kept in db.parent.glob(f"{db.name}.replaced-*"):
+            kept.unlink()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM hashes WHERE id > 3")
+    before = db.read_bytes()
+    obstacle = Path(f"{db}-wal")  # a directory where the old -wal is removed: fails for real
+    obstacle.mkdir()
+    (obstacle / "x").write_text("x")
+    with pytest.raises(NeedsHuman, match="the database is as it was"):
+        restore_backup_sync(backup, db)
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in db.parent.iterdir()) == sorted([db.name, obstacle.name])
+    shutil.rmtree(obstacle)
+    again = restore_backup_sync(backup, db)  # the same backup still restores, from its zip
+    assert not again.staged and rows(db) == 500
+
+
+def test_a_database_another_process_still_uses_is_not_restored_over(
+    backup: Path, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(restore_module, "CHECKPOINT_WAIT_S", 0.1)
+    writer = sqlite3.connect(db, isolation_level=None)
+    reader = sqlite3.connect(db, isolation_level=None)
+    try:
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM hashes").fetchone()  # holds a snapshot open
+        writer.execute("DELETE FROM hashes WHERE id > 9")  # lives in the -wal only
+        with pytest.raises(NeedsHuman, match="in use by another process"):
+            restore_backup_sync(backup, db)
+    finally:
+        reader.close()
+        writer.close()
+    assert rows(db) == 9  # the write the -wal held was not thrown away
+    assert not list(db.parent.glob(f"{db.name}.replaced-*"))

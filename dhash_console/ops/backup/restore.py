@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dhash_console.errors import NeedsHuman, OperationFailed
+from dhash_console.errors import FileInUse, NeedsHuman, OperationFailed
+from dhash_console.fsretry import replace_retrying, unlink_retrying
 from dhash_console.ops.backup.catalog import read_sidecar
 from dhash_console.ops.backup.model import (
     BackupInfo,
@@ -35,16 +36,31 @@ from dhash_console.ops.backup.verify import verified_copy
 from dhash_console.ops.sqlite_url import connect_readonly
 
 REPLACED_INFIX = ".replaced-"
+CHECKPOINT_WAIT_S = 10.0  # for another connection to let go of the database
 
 
 def _checkpoint(db_path: Path) -> None:
-    """Fold the WAL into the file, so the kept copy is whole on its own."""
-    with contextlib.suppress(sqlite3.Error):
-        conn = sqlite3.connect(db_path, timeout=10)
+    """Fold the WAL into the file, so the kept copy is whole on its own.
+
+    A database another process still reads or writes is refused (FileInUse, nothing changed):
+    its -wal would be removed next, and the kept copy would lose the writes it held. A file
+    SQLite cannot read (a corrupt database being restored over) has nothing to fold in.
+    """
+    try:
+        conn = sqlite3.connect(db_path, timeout=CHECKPOINT_WAIT_S)
         try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         finally:
             conn.close()
+    except sqlite3.Error as exc:
+        if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return
+        busy = 1
+    if busy:
+        raise FileInUse(
+            f"{db_path} is in use by another process: its WAL could not be folded in within "
+            f"{CHECKPOINT_WAIT_S:g} s; stop what holds it open and try again"
+        )
 
 
 def _kept_name(db_path: Path) -> Path:
@@ -58,8 +74,13 @@ def _kept_name(db_path: Path) -> Path:
 
 
 def _swap_in(new_file: Path, db_path: Path) -> Path | None:
-    """Atomically make `new_file` the database; return where the replaced one is kept."""
+    """Atomically make `new_file` the database; return where the replaced one is kept.
+
+    Files another process holds open are retried briefly (Windows, fsretry.py). If a step
+    fails, the database is left where it was and the error raised.
+    """
     kept: Path | None = None
+    linked = False
     if db_path.exists():
         _checkpoint(db_path)
         kept = _kept_name(db_path)
@@ -67,14 +88,33 @@ def _swap_in(new_file: Path, db_path: Path) -> Path | None:
             os.chmod(new_file, db_path.stat().st_mode & 0o777)  # the service's own mode
         try:
             os.link(db_path, kept)  # the old file keeps a name through the swap
+            linked = True
         except OSError:
-            os.replace(db_path, kept)  # no hard links here: a brief gap, same outcome
-    # A -wal or -shm left from the old file would be replayed into the new one.
-    for suffix in ("-wal", "-shm", "-journal"):
-        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    os.replace(new_file, db_path)
+            replace_retrying(db_path, kept)  # no hard links here: a brief gap, same outcome
+    try:
+        # A -wal or -shm left from the old file would be replayed into the new one.
+        for suffix in ("-wal", "-shm", "-journal"):
+            unlink_retrying(Path(f"{db_path}{suffix}"), missing_ok=True)
+        replace_retrying(new_file, db_path)
+    except (OSError, FileInUse):
+        if kept is not None:
+            _put_back(kept, db_path, linked)
+        raise
     fsync_dir(db_path.parent)
     return kept
+
+
+def _put_back(kept: Path, db_path: Path, linked: bool) -> None:
+    """Undo the first step of a swap that failed: the database where it was, no extra name."""
+    try:
+        if linked:
+            kept.unlink()  # the database never moved; drop the second name
+        else:
+            replace_retrying(kept, db_path)
+    except (OSError, FileInUse) as exc:
+        raise NeedsHuman(
+            f"a restore failed midway and the database could not be put back: it is {kept} ({exc})"
+        ) from exc
 
 
 def restore_backup_sync(path: Path, db_path: Path) -> RestoreResult:
@@ -98,8 +138,10 @@ def restore_backup_sync(path: Path, db_path: Path) -> RestoreResult:
 def _swap_or_fail(new_file: Path, db_path: Path, backup: Path) -> Path | None:
     try:
         return _swap_in(new_file, db_path)
-    except OSError as exc:
-        raise NeedsHuman(f"restore of {backup.name} into {db_path} failed midway: {exc}") from exc
+    except (OSError, FileInUse) as exc:
+        raise NeedsHuman(
+            f"restore of {backup.name} into {db_path} failed; the database is as it was: {exc}"
+        ) from exc
 
 
 async def restore_backup(path: Path, db_path: Path) -> RestoreResult:
@@ -122,8 +164,10 @@ def undo_restore_sync(kept: Path, db_path: Path) -> RestoreResult:
         raise OperationFailed(f"{kept.name}: integrity_check: {result}")
     try:
         replaced = _swap_in(kept, db_path)
-    except OSError as exc:
-        raise NeedsHuman(f"putting back {kept.name} as {db_path} failed midway: {exc}") from exc
+    except (OSError, FileInUse) as exc:
+        raise NeedsHuman(
+            f"putting back {kept.name} as {db_path} failed; the database is as it was: {exc}"
+        ) from exc
     return RestoreResult(db_path, kept, replaced)
 
 

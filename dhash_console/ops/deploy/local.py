@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from dhash_console.config.models import LocalDeployer, ResolvedEnvironment
 from dhash_console.errors import ConfigError
+from dhash_console.fsretry import replace_retrying
 from dhash_console.ops.deploy.base import LAST_LINES, DeployFailed, LogSink, clean_line, health_ok
 from dhash_console.store.process import pid_alive
 
@@ -218,7 +219,7 @@ class LocalServiceDeployer:
             handle.write(state.model_dump_json(indent=2))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, self.state_path)
+        replace_retrying(temp, self.state_path)  # a reader may hold it open (Windows)
 
     async def _replace(self, step: str, version: str, log: LogSink) -> None:
         state = self._running_state()
