@@ -454,7 +454,7 @@ class RolloutEngine:
         ok = False
         healthy = False
         detail = ""
-        async with self.phase("rollback", plan.describe()):
+        async with self.phase("rollback", plan.describe()) as note:
             await self.publish(
                 RollbackStarted(
                     rollout_id=self.rollout_id,
@@ -472,6 +472,8 @@ class RolloutEngine:
             except ConsoleError as exc:
                 detail = f"rollback failed: {exc}"
                 await self.log("error", detail)
+            if not (ok and healthy):  # the phase ran to its end, but did not do its job
+                note.status, note.detail = "failed", detail
             await self.publish(
                 RollbackFinished(
                     rollout_id=self.rollout_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from dhash_console.engine.clock import FakeClock
 from dhash_console.engine.control import Control
 from dhash_console.engine.rollout import RolloutEngine, RolloutRequest
 from dhash_console.engine.session import SessionOptions, run_rollout
-from dhash_console.events import Event
+from dhash_console.events import Event, PhaseFinished
 from dhash_console.store.history import HistoryStore
 from tests.conftest import SHIPPED_CONFIG
 from tests.servers import ScriptedService, running
@@ -29,7 +30,10 @@ def service() -> Iterator[ScriptedService]:
         yield svc
 
 
-def make_env(tmp_path: Path, service: ScriptedService, **monitoring: Any) -> ResolvedEnvironment:
+def make_env(
+    tmp_path: Path, service: ScriptedService, current: str = "1.0.0", **monitoring: Any
+) -> ResolvedEnvironment:
+    """An environment whose deployer says `current` runs now ("" for nothing)."""
     data = json.loads(SHIPPED_CONFIG.read_text())
     py = sys.executable
     data["environments"] = {
@@ -39,7 +43,7 @@ def make_env(tmp_path: Path, service: ScriptedService, **monitoring: Any) -> Res
             "deployer": {
                 "kind": "command",
                 "deploy": [py, "-c", "print('deploying {version}')"],
-                "current_version": [py, "-c", "print('1.0.0')"],
+                "current_version": [py, "-c", f"print({current!r})"],
             },
             "monitoring": {"interval_seconds": 30, **monitoring},
         }
@@ -238,3 +242,21 @@ async def test_control_request_from_another_process_is_acted_on(
     ack = next(e for e in recorder.events if e.type == "control_acknowledged")
     assert ack.by == "dave" and ack.request_id > 0  # type: ignore[union-attr]
     assert result.outcome in ("rolled_back", "rollback_failed")
+
+
+async def test_a_rollback_that_cannot_return_anywhere_is_a_failed_phase(
+    tmp_path: Path, service: ScriptedService
+) -> None:
+    # The first rollout to a fresh environment: nothing ran before and there was no database, so
+    # after migrations a rollback has no version to return to and no backup to restore.
+    shutil.copytree(SHIPPED_CONFIG.parent / "migrations", tmp_path / "migrations")
+    env = make_env(tmp_path, service, current="")
+    service.error_ratio = 0.5
+    recorder = Recorder()
+    request = RolloutRequest(env=env, to_version="2.0.0", started_by="test", duration_minutes=5)
+    options = SessionOptions(faces=[recorder], clock=FakeClock())
+    result, _ = await run_rollout(request, options)
+    assert result.outcome == "rollback_failed" and result.exit_code == 3, result.reason
+    finished = {e.phase: e for e in recorder.events if isinstance(e, PhaseFinished)}
+    assert finished["rollback"].status == "failed"  # never shown as a rollback that worked
+    assert "no backup to restore" in finished["rollback"].detail
