@@ -70,7 +70,8 @@ class PhaseStarted(EventBase):
 class PhaseFinished(EventBase):
     type: Literal["phase_finished"] = "phase_finished"
     phase: Phase
-    status: Literal["ok", "failed", "skipped", "interrupted"]
+    # stopped: an operator ended it early (a manual rollback or abort during the window)
+    status: Literal["ok", "failed", "skipped", "interrupted", "stopped"]
     duration_s: float
     detail: str = ""
 

@@ -79,7 +79,7 @@ class RolloutResult:
 class PhaseNote:
     """How a phase that ran to its end came out (a window can end in a rollback)."""
 
-    status: Literal["ok", "failed"] = "ok"
+    status: Literal["ok", "failed", "stopped"] = "ok"
     detail: str = ""
 
 
@@ -260,7 +260,11 @@ class RolloutEngine:
         async with self.phase("monitor", f"{duration_s / 60:g} minutes") as note:
             window = await self._monitor(duration_s)
             if window.decision != "passed":
-                note.status, note.detail = "failed", window.reason
+                if window.automatic:
+                    note.status, note.detail = "failed", window.reason
+                else:  # an operator ended it: it did not fail, its gates may all have held
+                    note.status = "stopped"
+                    note.detail = f"{window.decision} by {window.by}: {window.reason}"
         if window.decision == "passed":
             return await self._finish("succeeded", 0, window.reason)
         if window.decision == "abort":

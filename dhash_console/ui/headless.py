@@ -114,6 +114,7 @@ class HeadlessRenderer:
                 "failed": ("✖", "bold red"),
                 "skipped": ("–", "dim"),
                 "interrupted": ("■", "yellow"),
+                "stopped": ("■", "yellow"),
             }[event.status]
             detail = f"  {clean(event.detail)}" if event.detail else ""
             return Text.assemble(

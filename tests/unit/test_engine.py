@@ -66,6 +66,10 @@ class Recorder:
         return [e.type for e in self.events]
 
 
+def finished_phase(recorder: Recorder, phase: str) -> PhaseFinished:
+    return next(e for e in recorder.events if isinstance(e, PhaseFinished) and e.phase == phase)
+
+
 async def watch(
     env: ResolvedEnvironment,
     *,
@@ -117,6 +121,7 @@ async def test_error_rate_fails_after_failure_limit_and_names_value(
     assert gate["samples"] == 3 and gate["fails"] == 3
     assert "3 consecutive fails" in gate["reason"]
     assert "rollback_requested" in recorder.types()
+    assert finished_phase(recorder, "monitor").status == "failed"
 
 
 async def test_critical_health_gate_fails_on_first_sample(
@@ -242,6 +247,10 @@ async def test_control_request_from_another_process_is_acted_on(
     ack = next(e for e in recorder.events if e.type == "control_acknowledged")
     assert ack.by == "dave" and ack.request_id > 0  # type: ignore[union-attr]
     assert result.outcome in ("rolled_back", "rollback_failed")
+    monitor = finished_phase(recorder, "monitor")
+    # Its gates held: the window was stopped by an operator, not failed.
+    assert monitor.status == "stopped"
+    assert monitor.detail == "rollback by dave: from terminal 2"
 
 
 async def test_a_rollback_that_cannot_return_anywhere_is_a_failed_phase(
@@ -257,6 +266,6 @@ async def test_a_rollback_that_cannot_return_anywhere_is_a_failed_phase(
     options = SessionOptions(faces=[recorder], clock=FakeClock())
     result, _ = await run_rollout(request, options)
     assert result.outcome == "rollback_failed" and result.exit_code == 3, result.reason
-    finished = {e.phase: e for e in recorder.events if isinstance(e, PhaseFinished)}
-    assert finished["rollback"].status == "failed"  # never shown as a rollback that worked
-    assert "no backup to restore" in finished["rollback"].detail
+    rollback = finished_phase(recorder, "rollback")
+    assert rollback.status == "failed"  # never shown as a rollback that worked
+    assert "no backup to restore" in rollback.detail

@@ -25,6 +25,7 @@ MARKS: dict[str, tuple[str, str, str]] = {
     "skipped": ("-", "skipped", "text-muted"),
     "interrupted": ("!", "interrupted", "warning"),
     "aborted": ("■", "aborted", "warning"),
+    "stopped": ("■", "stopped", "warning"),
 }
 
 
