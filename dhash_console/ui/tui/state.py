@@ -39,7 +39,7 @@ _PENDING_MIGRATIONS = re.compile(r"^(\d+) pending migration")
 @dataclass
 class PhaseState:
     name: str
-    status: str = "pending"  # pending, running, ok, failed, skipped, interrupted
+    status: str = "pending"  # pending, running, ok, failed, skipped, interrupted, stopped
     started_at: float | None = None
     duration_s: float | None = None
     detail: str = ""
