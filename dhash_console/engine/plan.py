@@ -57,7 +57,12 @@ class RollbackPlan:
         )
 
     def describe(self) -> str:
-        version = self.to_version or "(no earlier version known)"
+        if self.to_version is None:
+            return (
+                f"no earlier version of {self.env} is known to return to: a rollback cannot "
+                "complete and the rollout ends as needing a human (exit 3)"
+            )
+        version = self.to_version
         if not self.restore_database:
             return (
                 f"return {self.env} to {version}; the database stays as it is "
@@ -75,8 +80,12 @@ class RollbackPlan:
 
 def pre_rollout_plan(env: ResolvedEnvironment, current: str | None) -> str:
     """The plan shown before a rollout starts, when no backup exists yet."""
-    version = current or "(nothing runs now: no earlier version to return to)"
+    if current is None:
+        return (
+            f"nothing runs on {env.name} now, so a failed gate has no earlier version to "
+            "return to: the rollout would end as needing a human (exit 3)"
+        )
     return (
-        f"on a failed gate: return {env.name} to {version}; a backup is taken before "
+        f"on a failed gate: return {env.name} to {current}; a backup is taken before "
         "migrations, and the database is restored from it only if migrations were applied"
     )

@@ -18,7 +18,7 @@ from dhash_console.engine.clock import FakeClock
 from dhash_console.engine.control import Control
 from dhash_console.engine.rollout import RolloutEngine, RolloutRequest
 from dhash_console.engine.session import SessionOptions, run_rollout
-from dhash_console.events import Event, PhaseFinished
+from dhash_console.events import Event, PhaseFinished, PhaseStarted, RolloutStarted
 from dhash_console.store.history import HistoryStore
 from tests.conftest import SHIPPED_CONFIG
 from tests.servers import ScriptedService, running
@@ -269,3 +269,9 @@ async def test_a_rollback_that_cannot_return_anywhere_is_a_failed_phase(
     rollback = finished_phase(recorder, "rollback")
     assert rollback.status == "failed"  # never shown as a rollback that worked
     assert "no backup to restore" in rollback.detail
+    # Said beforehand, in the plan the operator sees at launch and when the rollback starts.
+    started = next(e for e in recorder.events if isinstance(e, RolloutStarted))
+    assert "no earlier version to return to" in started.rollback_plan
+    assert "needing a human (exit 3)" in started.rollback_plan
+    plan = next(e for e in recorder.events if isinstance(e, PhaseStarted) and e.phase == "rollback")
+    assert "no earlier version of svc is known to return to" in plan.detail
