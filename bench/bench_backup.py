@@ -3,7 +3,8 @@
 Compared in the same run with the seed's shell pipeline run one step after another
 (`sqlite3 .backup` + `zip` + `sha256sum`), with `sha256sum` alone, and with `cp`. The restore
 is measured as a rollback does it (from the copy staged when the backup was taken) and from
-the zip alone.
+the zip alone; a standalone `rollback` as choosing the newest backup and restoring it, before
+(the newest verified in full first) and now (a staged newest chosen on its record).
 
     python bench/bench_backup.py [--size-mib 1024] [--runs 3]
 """
@@ -28,7 +29,9 @@ sys.path.insert(0, str(REPO))
 from dhash_console.ops.backup import create as backup_create  # noqa: E402
 from dhash_console.ops.backup import (  # noqa: E402
     create_backup_sync,
+    latest_verified_backup,
     restore_backup_sync,
+    restore_newest_sync,
     sha256_file,
     stage_backup,
 )
@@ -187,6 +190,32 @@ def main() -> None:
         print(
             f"          ours, from the zip {unstaged:6.2f} s   ratio {unstaged / copy:.2f} "
             "(verify, extract, drill, fsync, swap)"
+        )
+
+        def standalone(staged: bool) -> float:
+            """A standalone `rollback`'s restore step: choose the newest backup, restore it.
+            Before: the newest verified in full, then restored (from its staged copy)."""
+            assert stage_backup(zip_path, target, "bench") is not None
+
+            def run() -> None:
+                chosen = latest_verified_backup(zip_path.parent, "bench", staged=staged)
+                assert chosen is not None and chosen.path == zip_path
+                assert restore_newest_sync(chosen.path, target).staged
+
+            took = timed(run)
+            for kept in work.glob("restored.sqlite3.replaced-*"):
+                kept.unlink()
+            return took
+
+        before = statistics.median(standalone(staged=False) for _ in range(args.runs))
+        after = statistics.median(standalone(staged=True) for _ in range(args.runs))
+        print(
+            f"rollback  standalone (choose the newest, restore) {after:6.2f} s   cp {copy:6.2f} s"
+            f"   ratio {after / copy:.2f} (target <= 1.2; chosen on its staged record)"
+        )
+        print(
+            f"          before: the newest verified in full first {before:6.2f} s   "
+            f"ratio {before / copy:.2f}"
         )
         print(
             f"          a copy that fsyncs (dd conv=fsync) {copy_sync:6.2f} s   "

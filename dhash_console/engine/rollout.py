@@ -425,9 +425,13 @@ class RolloutEngine:
         if backup_path is not None:
             self.backup = await asyncio.to_thread(backup.backup_info, backup_path)
         elif self.env.sqlite_path is not None:
+            # A staged newest backup is taken as verified when it was taken: the restore
+            # checks its copy, and falls back to the zip, then to an older backup.
             self.backup = await asyncio.to_thread(
-                backup.latest_verified_backup, self.env.backups_dir, self.env.name
+                backup.latest_verified_backup, self.env.backups_dir, self.env.name, staged=True
             )
+        if self.backup is not None:
+            await self.log("info", f"{self.backup.path.name}: {self.backup.how_verified()}")
         self.migrations_applied = ["(restored from backup)"] if self.backup else []
         self.deployed = True
         if self.request.dry_run:
@@ -508,10 +512,15 @@ class RolloutEngine:
             if self.backup is None or self.env.sqlite_path is None:
                 raise _rollback_error("migrations were applied but there is no backup to restore")
             await self.deployer.stop(self._deploy_log)
-            restored = await backup.restore_backup(self.backup.path, self.env.sqlite_path)
+            restore = backup.restore_backup
+            if self.request.rollback_reason is not None and self.request.rollback_backup is None:
+                restore = backup.restore_newest  # chosen as the newest: an older may stand in
+            restored = await restore(self.backup.path, self.env.sqlite_path)
+            if restored.backup != self.backup.path:
+                self.backup = await asyncio.to_thread(backup.backup_info, restored.backup)
             await self.log(
                 "info",
-                f"database restored from {self.backup.path.name} {restored.how()}; "
+                f"database restored from {restored.backup.name} {restored.how()}; "
                 f"the replaced one kept as {restored.kept_as}",
             )
         if self.previous_version is None:

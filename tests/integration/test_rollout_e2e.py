@@ -316,7 +316,110 @@ def test_standalone_rollback_returns_to_the_earlier_version_and_backup(
     assert finished["version"] == "1.0.0" and finished["healthy"] is True
     assert next(e for e in events if e["type"] == "rollback_started")["backup"]
     logs = [e["message"] for e in events if e["type"] == "log_line"]
-    # The rollout's backup was staged when it was taken: the rollback renames its copy in.
+    # The rollout's backup was staged when it was taken: chosen on its staged record, not
+    # verified again, and the rollback renames its copy in.
+    assert any(m.endswith(": verified when it was taken and staged" + STAGED_TAIL) for m in logs)
     assert any("restored from dhash_local_" in m and "from its staged copy" in m for m in logs)
     service = json.loads(next(state.glob("local/*/service.json")).read_text())
     assert service["version"] == "1.0.0"
+
+
+STAGED_TAIL = (
+    " (its staged copy still matches its record; the restore checks the copy's sha256, else "
+    "verifies the zip in full)"
+)
+
+
+def flip_keeping_stat(path: Path) -> None:
+    """Change a byte, keeping the size and mtime: only a hash can tell."""
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def add_marker(db: Path, name: str) -> None:
+    with sqlite3.connect(db, timeout=10) as conn:
+        conn.execute(
+            "INSERT INTO hashes (hash, filename, width, height, created_at) VALUES (?,?,?,?,?)",
+            (f"{len(name):016x}", name, 1, 1, "2026-12-04"),
+        )
+
+
+def markers(db: Path) -> set[str]:
+    with sqlite3.connect(db, timeout=10) as conn:
+        found = conn.execute("SELECT filename FROM hashes WHERE filename LIKE 'mark%'")
+        return {row[0] for row in found}
+
+
+def test_standalone_rollback_falls_back_from_a_tampered_staged_copy_zip_and_backup(
+    demo_config: Path, tmp_path: Path, stop_leftovers: None
+) -> None:
+    """A tampered staged copy: the zip, verified in full. A tampered zip too: the next-newest
+    backup that verifies. Nothing that verifies: refused, the database untouched (exit 3)."""
+    state, backups = tmp_path / "state", tmp_path / "backups"
+    db = state / "local" / "dhash.sqlite3"
+    for version in ("1.0.0", "1.1.0"):
+        deployed = cli(
+            demo_config, state, "--no-ui", "deploy", "--env", "local", "--version", version,
+            "--duration-minutes", "0.05",
+        )  # fmt: skip
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+    def rollback() -> tuple[int, list[str]]:
+        result = cli(
+            demo_config, state, "--json", "rollback", "--env", "local", "--reason", "drill",
+            "--to-version", "1.0.0", "--yes",
+        )  # fmt: skip
+        events = json_lines(result.stdout)
+        return result.returncode, [e["message"] for e in events if e["type"] == "log_line"]
+
+    def back_up() -> Path:
+        made = cli(demo_config, state, "--json", "backup", "--env", "local")
+        assert made.returncode == 0, made.stderr
+        path = Path(json.loads(made.stdout.splitlines()[-1])["path"])
+        assert staged_of(path).exists()
+        return path
+
+    def staged_of(path: Path) -> Path:
+        return path.with_name(path.name + ".staged.sqlite3")
+
+    # 1. The staged copy changed (its record still matches, so it is chosen): the zip runs.
+    newest = max(backups.glob("dhash_local_*.zip"))
+    flip_keeping_stat(staged_of(newest))
+    code, logs = rollback()
+    assert code == 0, logs
+    assert f"{newest.name}: verified when it was taken and staged" + STAGED_TAIL in logs
+    assert any(
+        m.startswith(f"database restored from {newest.name} verified and extracted from the zip")
+        and "the staged copy's sha256 differs" in m
+        for m in logs
+    ), logs
+
+    # 2. The staged copy and its zip changed: the next-newest backup that verifies is restored.
+    add_marker(db, "mark-after-fallback-target")
+    tampered = back_up()
+    flip_keeping_stat(staged_of(tampered))
+    flip_keeping_stat(tampered)
+    code, logs = rollback()
+    assert code == 0, logs
+    assert any(
+        m.startswith(f"database restored from {newest.name} verified and extracted from the zip")
+        and f"backup {tampered.name} does not verify: sidecar" in m
+        for m in logs
+    ), logs
+    assert markers(db) == set()  # the older backup's data, without what came after it
+
+    # 3. Nothing verifies: refused before the database is touched, and it says so.
+    last = back_up()
+    flip_keeping_stat(staged_of(last))
+    for path in set(backups.glob("dhash_local_*.zip")) - {tampered}:  # flipped twice is whole
+        flip_keeping_stat(path)
+    add_marker(db, "mark-kept")
+    kept_before = sorted(db.parent.glob("dhash.sqlite3.replaced-*"))
+    code, logs = rollback()
+    assert code == 3, logs
+    assert any("no older backup verifies either: the database is as it was" in m for m in logs)
+    assert markers(db) == {"mark-kept"}
+    assert sorted(db.parent.glob("dhash.sqlite3.replaced-*")) == kept_before

@@ -351,12 +351,12 @@ def test_the_restore_plan_names_the_migrations_it_would_revert(db: Path, tmp_pat
     apply_migrations_sync(db, extra)
     later = info.created_at + timedelta(minutes=42)
     plan = describe_restore(info, db, now=later)
-    assert plan.checksum_verified and plan.sha256 == info.sha256
+    assert plan.verified == "when taken" and plan.sha256 == info.sha256  # staged, as taken
     assert plan.reverted_migrations == ["20240401_001"] and plan.reverts_migrations
     assert plan.discards_minutes == pytest.approx(42)
     assert "20240401_001" in plan.describe() and "42 min" in plan.describe()
     flip_byte(info.path)
-    assert not describe_restore(info, db, now=later).checksum_verified
+    assert describe_restore(info, db, now=later).verified == "no"  # its record no longer matches
 
 
 def test_stale_partials_of_dead_processes_are_swept(backup: Path) -> None:

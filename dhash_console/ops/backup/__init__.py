@@ -8,7 +8,8 @@ one is incomplete and never offered for a rollback.
 
 - `create`: taking one; `catalog`: listing and retention; `verify`: the checks;
   `staged`: the verified database kept beside the newest backup, so a rollback renames it;
-  `restore`: restore, undo, and the plan said before a restore runs.
+  `restore`: restore (a rollback's choice falling back to an older backup), undo, and the
+  plan said before a restore runs.
 """
 
 from dhash_console.ops.backup.catalog import (
@@ -39,6 +40,8 @@ from dhash_console.ops.backup.restore import (
     describe_restore,
     restore_backup,
     restore_backup_sync,
+    restore_newest,
+    restore_newest_sync,
     undo_restore,
     undo_restore_sync,
 )
@@ -64,6 +67,8 @@ __all__ = [
     "list_backups",
     "restore_backup",
     "restore_backup_sync",
+    "restore_newest",
+    "restore_newest_sync",
     "sha256_file",
     "sidecar_path",
     "stage_backup",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,13 +93,27 @@ def list_backups(backups_dir: Path, env: str | None = None) -> list[BackupInfo]:
     return sorted(found, key=lambda b: (b.created_at, b.path.name), reverse=True)
 
 
-def latest_verified_backup(backups_dir: Path, env: str) -> BackupInfo | None:
-    """The newest complete backup that passes every check, restore drill included."""
+def latest_verified_backup(
+    backups_dir: Path, env: str, *, staged: bool = False
+) -> BackupInfo | None:
+    """The newest complete backup that passes every check now, restore drill included.
+
+    With `staged` (a rollback choosing what it restores), a backup whose staged copy still
+    matches its record is taken without checking it again: it passed every check when it was
+    taken, and the restore checks the copy's sha256 and else verifies the zip in full, moving
+    on to an older backup if that fails too (restore.restore_newest_sync). `verified` says
+    which way the backup was found good.
+    """
+    from dhash_console.ops.backup.staged import staged_intact
     from dhash_console.ops.backup.verify import check_backup
 
     for info in list_backups(backups_dir, env):
-        if info.complete and check_backup(info.path).ok:
-            return info
+        if not info.complete:
+            continue
+        if staged and staged_intact(info.path):
+            return replace(info, verified="when taken")
+        if check_backup(info.path).ok:
+            return replace(info, verified="now")
     return None
 
 

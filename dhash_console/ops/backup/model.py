@@ -9,7 +9,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dhash_console.errors import OperationFailed
 
@@ -32,6 +32,10 @@ NAME = re.compile(r"^dhash_(?P<env>[A-Za-z0-9_.-]+?)_(?P<stamp>\d{8}_\d{6})(?:_(
 STAGED_SUFFIX = ".staged.sqlite3"
 RECORD_SUFFIX = ".staged.json"
 SIDECAR_LINE = re.compile(r"^(?P<hash>[0-9a-f]{64}) [ *](?P<name>[^\n/\\]+)\n?$")
+
+# How a backup chosen for a rollback was found good: every check ran now, or it was staged
+# when taken (every check ran then) and its staged copy still matches its record.
+Verified = Literal["", "now", "when taken"]
 
 
 class BackupInvalid(OperationFailed):
@@ -60,6 +64,21 @@ class BackupInfo:
     migrations: list[dict[str, Any]]  # {"version", "description", "checksum"}, in order
     complete: bool
     staged: Path | None = None  # its verified database, kept beside it for a fast restore
+    verified: Verified = field(default="", compare=False)  # set by latest_verified_backup
+
+    def how_verified(self) -> str:
+        """What the choice of this backup rests on, for the plan and the journal."""
+        if self.verified == "now":
+            return "verified now (every check, the restore drill included)"
+        if self.verified == "when taken":
+            return (
+                "verified when it was taken and staged (its staged copy still matches its "
+                "record; the restore checks the copy's sha256, else verifies the zip in full)"
+            )
+        return (
+            "verified at the restore, before the database is touched (its staged copy by its "
+            "sha256 if it has one, else every check on the zip)"
+        )
 
     @property
     def sidecar(self) -> Path:

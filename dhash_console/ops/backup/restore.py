@@ -6,6 +6,9 @@ drilled copy only has its sha256 checked now (staged.py). The drilled copy, fsyn
 database, is then swapped in with one atomic rename: the database path never goes missing.
 The database it replaced stays beside it as `<db>.replaced-<stamp>` (a hard link taken before
 the swap, so keeping it costs nothing), and `undo_restore` puts it back the same way.
+A rollback that chose the newest backup itself (`restore_newest_sync`) restores the
+next-newest one that verifies when the one it chose does not, as the choice would have gone
+had it been verified then; when none does, it refuses with the database untouched.
 The service must be stopped or quiesced meanwhile: that is the caller's part.
 """
 
@@ -15,15 +18,16 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dhash_console.errors import FileInUse, NeedsHuman, OperationFailed
 from dhash_console.fsretry import replace_retrying, unlink_retrying
-from dhash_console.ops.backup.catalog import read_sidecar
+from dhash_console.ops.backup.catalog import list_backups, read_sidecar
 from dhash_console.ops.backup.model import (
+    NAME,
     BackupInfo,
     BackupInvalid,
     RestoreResult,
@@ -31,7 +35,7 @@ from dhash_console.ops.backup.model import (
     sha256_file,
 )
 from dhash_console.ops.backup.schema import schema_facts
-from dhash_console.ops.backup.staged import claim_staged
+from dhash_console.ops.backup.staged import claim_staged, staged_intact
 from dhash_console.ops.backup.verify import verified_copy
 from dhash_console.ops.sqlite_url import connect_readonly
 
@@ -135,6 +139,31 @@ def restore_backup_sync(path: Path, db_path: Path) -> RestoreResult:
     return RestoreResult(db_path, path, kept, note=note)
 
 
+def restore_newest_sync(path: Path, db_path: Path) -> RestoreResult:
+    """Restore `path`, chosen by a rollback as its environment's newest verified backup
+    (`latest_verified_backup(staged=True)`). If it does not verify now (its staged copy and
+    its zip both refused), restore the next-newest backup that does instead; NeedsHuman,
+    the database untouched, when none does."""
+    try:
+        return restore_backup_sync(path, db_path)
+    except BackupInvalid as exc:
+        refused = exc
+    match = NAME.match(path.name)
+    env = match.group("env") if match else None
+    listed = [info.path for info in list_backups(path.parent, env) if info.complete]
+    for older in listed[listed.index(path) + 1 :] if path in listed else []:
+        try:
+            result = restore_backup_sync(older, db_path)  # verified as it is restored
+        except BackupInvalid:
+            continue
+        return replace(result, note=f"{refused}; the next-newest backup that verifies instead")
+    raise NeedsHuman(f"{refused}; no older backup verifies either: the database is as it was")
+
+
+async def restore_newest(path: Path, db_path: Path) -> RestoreResult:
+    return await asyncio.to_thread(restore_newest_sync, path, db_path)
+
+
 def _swap_or_fail(new_file: Path, db_path: Path, backup: Path) -> Path | None:
     try:
         return _swap_in(new_file, db_path)
@@ -184,7 +213,10 @@ class RestorePlan:
 
     backup: Path
     sha256: str
-    checksum_verified: bool  # the zip's sha256 was computed now and matches its sidecar
+    # "now": every check ran now; "when taken": staged, its copy matching its record (the
+    # restore checks the copy's sha256); "checksum": only the zip's sha256 matched its sidecar
+    # now; "no": not checked, or it did not match.
+    verified: Literal["now", "when taken", "checksum", "no"]
     created_at: datetime
     age_s: float
     service_version: str | None
@@ -196,7 +228,12 @@ class RestorePlan:
         return bool(self.reverted_migrations)
 
     def describe(self) -> str:
-        state = "verified" if self.checksum_verified else "NOT verified"
+        state = {
+            "now": "verified now",
+            "when taken": "verified when taken, staged; its copy's sha256 checked at restore",
+            "checksum": "sha256 checked now against its sidecar",
+            "no": "NOT verified",
+        }[self.verified]
         text = (
             f"restore {self.backup.name} (sha256 {self.sha256[:12]}…, {state}, taken "
             f"{self.age_s / 60:.0f} min ago"
@@ -213,7 +250,7 @@ class RestorePlan:
         return {
             "backup": str(self.backup),
             "sha256": self.sha256,
-            "checksum_verified": self.checksum_verified,
+            "verified": self.verified,
             "created_at": self.created_at.isoformat(),
             "age_s": round(self.age_s, 1),
             "service_version": self.service_version,
@@ -225,14 +262,22 @@ class RestorePlan:
 def describe_restore(
     backup: BackupInfo, db_path: Path, *, now: datetime | None = None, check: bool = True
 ) -> RestorePlan:
-    """The rollback plan's data: which backup, its checksum (hashed now against the sidecar
-    unless `check` is False), its age, the migrations a restore would revert (applied in the
-    database now but not in the backup's manifest), and the minutes of writes it discards."""
+    """The rollback plan's data: which backup and how it is known good, its checksum, its
+    age, the migrations a restore would revert (applied in the database now but not in the
+    backup's manifest), and the minutes of writes it discards.
+
+    A backup verified just now, or staged and still matching its record (the restore reads
+    its staged copy, not the zip), is said to be so; otherwise the zip is hashed now against
+    its sidecar unless `check` is False."""
     now = now or datetime.now(UTC)
     recorded = read_sidecar(backup.path)
-    verified = False
-    if check and recorded is not None:
-        verified = sha256_file(backup.path) == recorded
+    verified: Literal["now", "when taken", "checksum", "no"] = "no"
+    if backup.verified == "now":
+        verified = "now"
+    elif staged_intact(backup.path):
+        verified = "when taken"
+    elif check and recorded is not None and sha256_file(backup.path) == recorded:
+        verified = "checksum"
     current: list[dict[str, Any]] = []
     if db_path.exists():
         with contextlib.suppress(sqlite3.Error):
@@ -243,7 +288,7 @@ def describe_restore(
     return RestorePlan(
         backup=backup.path,
         sha256=recorded or backup.sha256,
-        checksum_verified=verified,
+        verified=verified,
         created_at=backup.created_at,
         age_s=age,
         service_version=backup.service_version,

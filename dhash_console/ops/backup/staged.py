@@ -152,6 +152,14 @@ def _mismatch(facts: dict[str, Any], zip_path: Path, copy: Path) -> str | None:
     return None
 
 
+def staged_intact(zip_path: Path) -> bool:
+    """Whether `zip_path` has a staged copy that still stands for it as recorded: the cheap
+    first step of `claim_staged` (stats and the sidecar; no byte of either file is read)."""
+    copy, record = staged_paths(zip_path)
+    facts = _read_record(record) if copy.exists() else None
+    return facts is not None and _mismatch(facts, zip_path, copy) is None
+
+
 def claim_staged(zip_path: Path, scratch_dir: Path) -> tuple[Path | None, str]:
     """Take `zip_path`'s staged copy into `scratch_dir` (the database's folder) and check it.
 
