@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 
 from textual.widgets import Button
 
 from dhash_console.events import ControlAcknowledged
+from dhash_console.ops.backup import create_backup_sync
 from dhash_console.store.history import HistoryStore
 from dhash_console.ui.tui.app import ConsoleApp
 from dhash_console.ui.tui.screens.confirm_rollback import ConfirmRollbackScreen
@@ -187,3 +189,28 @@ async def test_replay_and_ended_rollouts_cannot_be_steered(
         await pilot.pause(0.1)
         assert isinstance(app.screen, DashboardScreen)
         assert await store.control_requests(journal.rollout_id) == []
+
+
+async def test_the_plan_names_the_backup_and_how_it_is_known_good(
+    make_app: Callable[..., ConsoleApp], journal: Journal
+) -> None:
+    app = await _attached(make_app, journal)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(
+            pilot, lambda: app.dashboard.state is not None and app.dashboard.state.active
+        )
+        env = app.backend.environment("local")
+        assert env.sqlite_path is not None
+        env.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(env.sqlite_path) as db:
+            db.execute("CREATE TABLE images (id INTEGER PRIMARY KEY, hash TEXT)")
+        db.close()
+        backup = create_backup_sync(
+            env.sqlite_path, env.backups_dir, "local", service_version="1.0.0"
+        )
+        assert backup.staged is not None  # the newest backup is staged when it is taken
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmRollbackScreen))
+        await wait_text(
+            pilot, backup.path.name, backup.sha256[:16], "verified when taken and staged"
+        )

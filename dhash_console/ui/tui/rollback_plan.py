@@ -25,6 +25,13 @@ class PlanView:
     summary: str
 
 
+# How the chosen backup is known good, in the panel's few words.
+VERIFIED = {
+    "now": "verified now (every check, the restore drill included)",
+    "when taken": "verified when taken and staged (its copy's sha256 is checked at the restore)",
+}
+
+
 async def plan_for(backend: Backend, state: RolloutState) -> PlanView:
     """The plan for rolling back `state`'s rollout, from its events and the backups on disk."""
     assert state.started is not None
@@ -44,7 +51,11 @@ async def plan_for(backend: Backend, state: RolloutState) -> PlanView:
         try:
             from dhash_console.ops.backup import latest_verified_backup
 
-            backup = await asyncio.to_thread(latest_verified_backup, env.backups_dir, env.name)
+            # staged=True: the newest backup, staged when taken, is chosen as the rollback will
+            # choose it, without re-verifying a whole database before the panel can open.
+            backup = await asyncio.to_thread(
+                latest_verified_backup, env.backups_dir, env.name, staged=True
+            )
         except Exception as exc:  # a broken backups folder must not block a rollback
             note = f"(backups not readable: {clean(str(exc))[:80]})"
     target = started.from_version or "(no earlier version known)"
@@ -62,7 +73,8 @@ async def plan_for(backend: Backend, state: RolloutState) -> PlanView:
         summary, age = f"return {started.env} to {target}", None
     if backup is not None:
         backup_line = (
-            f"{backup.path.name} · sha256 {backup.sha256[:16]}… (verified) · {duration(age)} old"
+            f"{backup.path.name} · sha256 {backup.sha256[:16]}… · {duration(age)} old · "
+            + VERIFIED.get(backup.verified, "verified")
         )
     else:
         backup_line = "no verified backup found " + note
