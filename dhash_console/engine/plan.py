@@ -31,6 +31,7 @@ class RollbackPlan:
     backup_path: Path | None
     backup_sha256: str | None
     backup_age_s: float | None
+    keep_reason: str = "no migration was applied"  # why the database stays, when it does
 
     @classmethod
     def build(
@@ -41,6 +42,7 @@ class RollbackPlan:
         backup: BackupInfo | None,
         restore_database: bool,
         now: float | None = None,
+        keep_reason: str = "no migration was applied",
     ) -> RollbackPlan:
         age = None
         if backup is not None:
@@ -54,6 +56,7 @@ class RollbackPlan:
             backup_path=backup.path if backup else None,
             backup_sha256=backup.sha256 if backup else None,
             backup_age_s=age,
+            keep_reason=keep_reason,
         )
 
     def describe(self) -> str:
@@ -65,8 +68,7 @@ class RollbackPlan:
         version = self.to_version
         if not self.restore_database:
             return (
-                f"return {self.env} to {version}; the database stays as it is "
-                "(no migration was applied)"
+                f"return {self.env} to {version}; the database stays as it is ({self.keep_reason})"
             )
         if self.backup_path is None:
             return f"return {self.env} to {version}; NO backup to restore the database from"

@@ -122,6 +122,7 @@ class RolloutEngine:
         self.target_version: str | None = request.to_version
         self.backup: BackupInfo | None = None
         self.migrations_applied: list[str] = []
+        self.keep_database_reason = "no migration was applied"
         self.deployed = False
         self.window: MonitoringWindow | None = None
         self.start_notes: list[Event] = []  # published right after RolloutStarted
@@ -432,6 +433,9 @@ class RolloutEngine:
             )
         if self.backup is not None:
             await self.log("info", f"{self.backup.path.name}: {self.backup.how_verified()}")
+        elif self.env.sqlite_path is not None:
+            self.keep_database_reason = f"no verified backup of {self.env.name} to restore"
+            await self.log("warning", f"{self.keep_database_reason} in {self.env.backups_dir}")
         self.migrations_applied = ["(restored from backup)"] if self.backup else []
         self.deployed = True
         if self.request.dry_run:
@@ -450,6 +454,7 @@ class RolloutEngine:
             backup=self.backup,
             restore_database=bool(self.migrations_applied),
             now=time.time(),
+            keep_reason=self.keep_database_reason,
         )
 
     async def _rollback(

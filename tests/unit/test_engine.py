@@ -275,3 +275,17 @@ async def test_a_rollback_that_cannot_return_anywhere_is_a_failed_phase(
     assert "needing a human (exit 3)" in started.rollback_plan
     plan = next(e for e in recorder.events if isinstance(e, PhaseStarted) and e.phase == "rollback")
     assert "no earlier version of svc is known to return to" in plan.detail
+
+
+async def test_standalone_rollback_without_a_backup_says_why_the_database_stays(
+    tmp_path: Path, service: ScriptedService
+) -> None:
+    env = make_env(tmp_path, service)
+    recorder = Recorder()
+    request = RolloutRequest(
+        env=env, to_version="0.9.0", started_by="test", rollback_reason="bad hashes", dry_run=True
+    )
+    result, _ = await run_rollout(request, SessionOptions(faces=[recorder], clock=FakeClock()))
+    assert result.exit_code == 0, result.reason
+    assert "the database stays as it is (no verified backup of svc to restore)" in result.reason
+    assert "no migration was applied" not in result.reason  # not known for a standalone one
