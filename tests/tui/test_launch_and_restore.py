@@ -78,6 +78,7 @@ async def test_restore_from_a_backup_goes_through_the_confirm_panel(
         text = await wait_text(
             pilot, "Restore from backup: local", "RESTORED from backup", backup.sha256[:16]
         )
+        assert "✔ verified (the restore verifies it again" in text
         assert "return to:  1.0.0" in text
         assert app.focused is not None and app.focused.id == "cancel"
         # A restore always wants the environment's name typed, even where rollbacks do not.

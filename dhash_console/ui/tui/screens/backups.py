@@ -41,6 +41,7 @@ class BackupsScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__(classes="list-screen")
         self.backups: dict[str, Any] = {}
+        self.verified: dict[str, str] = {}  # key -> what its verification on this screen said
 
     @property
     def console_app(self) -> ConsoleApp:
@@ -82,6 +83,7 @@ class BackupsScreen(Screen[None]):
         table = self.query_one(DataTable)
         table.clear()
         self.backups = {}
+        self.verified = {}
         now = self.console_app.clock()
         for info in backups:
             key = str(info.path)
@@ -102,6 +104,7 @@ class BackupsScreen(Screen[None]):
             ok, why = await self._verify(info.path)
             status = "ok" if ok else "failed"
             word = "✔ verified" if ok else f"✖ NOT verified: {why}"
+            self.verified[key] = word
             table.update_cell(key, "verified", Text(word, style=status_style(self.app, status)))
 
     async def _verify(self, path: Path) -> tuple[bool, str]:
@@ -137,7 +140,9 @@ class BackupsScreen(Screen[None]):
             target_version=clean(str(getattr(info, "service_version", "") or "the backup's")),
             restore_database=True,
             backup_line=(
-                f"{clean(info.path.name)} · sha256 {clean(str(info.sha256))[:16]}… · {age} old"
+                f"{clean(info.path.name)} · sha256 {clean(str(info.sha256))[:16]}… · {age} old · "
+                + self.verified.get(key or "", "… still being verified")
+                + " (the restore verifies it again before touching the database)"
             ),
             discards=f"every write since the backup ({age})",
             engine_plan="",
