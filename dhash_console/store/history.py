@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 import aiosqlite
 
 from dhash_console.errors import UsageError
+from dhash_console.store.doorbell import ring
 from dhash_console.store.process import pid_alive, this_host
 from dhash_console.store.schema import migrate
 
@@ -128,11 +129,17 @@ class AmbiguousRolloutId(UsageError):
 
 
 class HistoryStore:
-    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+    def __init__(
+        self, path: Path, conn: aiosqlite.Connection, appender: sqlite3.Connection
+    ) -> None:
         self.path = path
         self._conn = conn
-        # One connection, one transaction at a time: statements of two coroutines must not
-        # land in each other's transaction.
+        # Journal appends go through a plain connection, each event's transaction in one call
+        # on a worker thread: through aiosqlite every statement is a round trip between two
+        # threads, six an event, and those were a good part of the CPU of watching a rollout.
+        self._appender = appender
+        # One transaction at a time: statements of two coroutines must not land in each
+        # other's transaction, nor the two connections wait on each other's write lock.
         self._write_lock = asyncio.Lock()
 
     @classmethod
@@ -140,18 +147,29 @@ class HistoryStore:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(_prepare, path)
-        conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        appender = await asyncio.to_thread(_connect_appender, path)
+        try:
+            conn = await aiosqlite.connect(
+                path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+            )
+        except BaseException:
+            appender.close()
+            raise
         try:
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await conn.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
             await conn.close()
+            appender.close()
             raise
-        return cls(path, conn)
+        return cls(path, conn, appender)
 
     async def close(self) -> None:
         async with self._write_lock:
-            await self._conn.close()
+            try:
+                await self._conn.close()
+            finally:
+                await asyncio.to_thread(self._appender.close)
 
     async def __aenter__(self) -> HistoryStore:
         return self
@@ -175,99 +193,9 @@ class HistoryStore:
         await asyncio.shield(self._journal(event))
 
     async def _journal(self, event: Event) -> None:
-        async with self._write_lock, self._transaction():
-            cursor = await self._conn.execute(
-                "INSERT INTO events (rollout_id, seq, type, at, json) VALUES (?, ?, ?, ?, ?)",
-                (event.rollout_id, event.seq, event.type, event.at, event.model_dump_json()),
-            )
-            event_id = cursor.lastrowid
-            await cursor.close()
-            await self._apply(event, event_id)
-
-    async def _apply(self, event: Event, event_id: int | None) -> None:
-        """Keep the per-rollout tables in step with the event just appended."""
-        execute = self._conn.execute
-        kind = event.type  # the discriminator: no need to import the classes
-        if kind == "rollout_started":
-            event = cast("RolloutStarted", event)
-            # A resumed rollout starts again under the same id: it runs again, in this process.
-            await execute(
-                "INSERT INTO rollouts (id, env, from_version, to_version, started_by, via, host,"
-                " pid, dry_run, started_at, duration_s, interval_s, status, rollback_plan,"
-                " last_seq, last_event_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
-                " status = 'running', finished_at = NULL, exit_code = NULL, reason = NULL,"
-                " last_seq = excluded.last_seq, last_event_at = excluded.last_event_at",
-                (
-                    event.rollout_id,
-                    event.env,
-                    event.from_version,
-                    event.to_version,
-                    event.started_by,
-                    event.via,
-                    event.host,
-                    event.pid,
-                    int(event.dry_run),
-                    event.at,
-                    event.duration_s,
-                    event.interval_s,
-                    event.rollback_plan,
-                    event.seq,
-                    event.at,
-                ),
-            )
-            return
-        if kind == "phase_started":
-            event = cast("PhaseStarted", event)
-            await execute(
-                "UPDATE rollouts SET phase = ?, last_seq = max(last_seq, ?), last_event_at = ?"
-                " WHERE id = ?",
-                (event.phase, event.seq, event.at, event.rollout_id),
-            )
-            return
-        if kind == "rollout_finished":
-            event = cast("RolloutFinished", event)
-            await execute(
-                "UPDATE rollouts SET status = ?, exit_code = ?, reason = ?, finished_at = ?,"
-                " last_seq = max(last_seq, ?), last_event_at = ? WHERE id = ?",
-                (
-                    event.outcome,
-                    event.exit_code,
-                    event.reason,
-                    event.at,
-                    event.seq,
-                    event.at,
-                    event.rollout_id,
-                ),
-            )
-            return
-        await execute(
-            "UPDATE rollouts SET last_seq = max(last_seq, ?), last_event_at = ? WHERE id = ?",
-            (event.seq, event.at, event.rollout_id),
-        )
-        if kind == "gate_sample":
-            event = cast("GateSample", event)
-            await execute(
-                "INSERT INTO gate_samples (event_id, rollout_id, gate, idx, result, value, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event_id,
-                    event.rollout_id,
-                    event.gate,
-                    event.index,
-                    event.result,
-                    event.value,
-                    event.at,
-                ),
-            )
-        elif kind == "gate_verdict":
-            event = cast("GateVerdict", event)
-            await execute(
-                "INSERT INTO gate_verdicts (event_id, rollout_id, gate, verdict, value, at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (event_id, event.rollout_id, event.gate, event.verdict, event.value, event.at),
-            )
+        row = (event.rollout_id, event.seq, event.type, event.at, event.model_dump_json())
+        async with self._write_lock:
+            await asyncio.to_thread(_append, self._appender, event, row)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
@@ -415,6 +343,7 @@ class HistoryStore:
             request_id = cursor.lastrowid
             await cursor.close()
         assert request_id is not None
+        ring(self.path, rollout_id)  # the engine reads it now rather than at its next poll
         return request_id
 
     async def take_control_requests(self, rollout_id: str) -> list[ControlRequest]:
@@ -479,6 +408,106 @@ class _Transaction:
             await self._conn.execute("ROLLBACK")
 
 
+def _append(conn: sqlite3.Connection, event: Event, row: tuple[Any, ...]) -> None:
+    """Append one event and commit, on a worker thread: all of it lands, or none."""
+    conn.execute("BEGIN IMMEDIATE")  # the write lock up front (see _Transaction)
+    try:
+        cursor = conn.execute(
+            "INSERT INTO events (rollout_id, seq, type, at, json) VALUES (?, ?, ?, ?, ?)", row
+        )
+        _apply(conn, event, cursor.lastrowid)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _apply(conn: sqlite3.Connection, event: Event, event_id: int | None) -> None:
+    """Keep the per-rollout tables in step with the event just appended."""
+    execute = conn.execute
+    kind = event.type  # the discriminator: no need to import the classes
+    if kind == "rollout_started":
+        event = cast("RolloutStarted", event)
+        # A resumed rollout starts again under the same id: it runs again, in this process.
+        execute(
+            "INSERT INTO rollouts (id, env, from_version, to_version, started_by, via, host,"
+            " pid, dry_run, started_at, duration_s, interval_s, status, rollback_plan,"
+            " last_seq, last_event_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
+            " status = 'running', finished_at = NULL, exit_code = NULL, reason = NULL,"
+            " last_seq = excluded.last_seq, last_event_at = excluded.last_event_at",
+            (
+                event.rollout_id,
+                event.env,
+                event.from_version,
+                event.to_version,
+                event.started_by,
+                event.via,
+                event.host,
+                event.pid,
+                int(event.dry_run),
+                event.at,
+                event.duration_s,
+                event.interval_s,
+                event.rollback_plan,
+                event.seq,
+                event.at,
+            ),
+        )
+        return
+    if kind == "phase_started":
+        event = cast("PhaseStarted", event)
+        execute(
+            "UPDATE rollouts SET phase = ?, last_seq = max(last_seq, ?), last_event_at = ?"
+            " WHERE id = ?",
+            (event.phase, event.seq, event.at, event.rollout_id),
+        )
+        return
+    if kind == "rollout_finished":
+        event = cast("RolloutFinished", event)
+        execute(
+            "UPDATE rollouts SET status = ?, exit_code = ?, reason = ?, finished_at = ?,"
+            " last_seq = max(last_seq, ?), last_event_at = ? WHERE id = ?",
+            (
+                event.outcome,
+                event.exit_code,
+                event.reason,
+                event.at,
+                event.seq,
+                event.at,
+                event.rollout_id,
+            ),
+        )
+        return
+    execute(
+        "UPDATE rollouts SET last_seq = max(last_seq, ?), last_event_at = ? WHERE id = ?",
+        (event.seq, event.at, event.rollout_id),
+    )
+    if kind == "gate_sample":
+        event = cast("GateSample", event)
+        execute(
+            "INSERT INTO gate_samples (event_id, rollout_id, gate, idx, result, value, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event_id,
+                event.rollout_id,
+                event.gate,
+                event.index,
+                event.result,
+                event.value,
+                event.at,
+            ),
+        )
+    elif kind == "gate_verdict":
+        event = cast("GateVerdict", event)
+        execute(
+            "INSERT INTO gate_verdicts (event_id, rollout_id, gate, verdict, value, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (event_id, event.rollout_id, event.gate, event.verdict, event.value, event.at),
+        )
+
+
 def _parse_events(rows: Iterable[Any]) -> list[Event]:
     from dhash_console.events import event_from_json
 
@@ -496,6 +525,21 @@ def _prepare(path: Path) -> None:
         migrate(conn)
     finally:
         conn.close()
+
+
+def _connect_appender(path: Path) -> sqlite3.Connection:
+    """The connection journal appends use, from whichever worker thread runs them (one at a
+    time, under the store's write lock)."""
+    conn = sqlite3.connect(
+        path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _prefix_end(prefix: str) -> str:

@@ -129,7 +129,7 @@ def test_bucket_increases_reset_the_whole_group() -> None:
 # --- parsing only what a gate reads -------------------------------------------------------
 
 
-def test_keep_lines_drops_other_metrics() -> None:
+def test_parse_reads_only_the_wanted_metrics() -> None:
     text = (
         "# HELP process_cpu_seconds_total CPU.\n# TYPE process_cpu_seconds_total counter\n"
         "process_cpu_seconds_total 1\n"
@@ -137,10 +137,42 @@ def test_keep_lines_drops_other_metrics() -> None:
         'reqs_total{status="200"} 3\nreqs_created{status="200"} 1.5e9\n'
         "broken line that would not parse {\n"
     )
-    kept = promtext.keep_lines(text, ("reqs",))
-    assert "process_cpu" not in kept and "broken" not in kept
     index = promtext.parse(text, ("reqs",))
     assert set(index.samples) == {"reqs_total", "reqs_created"}
+    assert index.families == {"reqs_total"}
+
+
+def test_parse_reads_the_exposition_format() -> None:
+    text = (
+        "# a comment\n\n"
+        'a{x="q\\"uote\\\\back\\nline",y="}{, "} 1.5 1700000000000\n'
+        'a{ z = "1" , } -Inf\n'
+        "b NaN\n"
+        "c{} +Inf\n"
+    )
+    index = promtext.parse(text)
+    assert index.samples["a"] == [
+        ({"x": 'q"uote\\back\nline', "y": "}{, "}, 1.5),
+        ({"z": "1"}, -INF),
+    ]
+    assert math.isnan(index.samples["b"][0][1])
+    assert index.samples["c"] == [({}, INF)]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'reqs_total{status="200" 3',  # unclosed labels
+        'reqs_total{status="200" code="1"} 3',  # no comma between labels
+        "reqs_total{status=200} 3",  # unquoted label value
+        "reqs_total",  # no value
+        "reqs_total 1_000",  # not a number in the format
+        "reqs_total three",
+    ],
+)
+def test_malformed_lines_raise_malformed_metrics(line: str) -> None:
+    with pytest.raises(promtext.MalformedMetrics):
+        promtext.parse(line + "\n")
 
 
 def test_malformed_text_raises_malformed_metrics() -> None:
