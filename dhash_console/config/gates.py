@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Severity = Literal["normal", "critical"]
 OnError = Literal["fail", "inconclusive"]
@@ -78,7 +78,35 @@ class HttpGate(GateBase):
         return " and ".join(parts)
 
 
-class ErrorRatio(_Strict):
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+class SeriesFilter(_Strict):
+    """Which series of the metric a gate reads, by label, as PromQL's `=~` and `!~` matchers:
+    each regular expression must match the label's whole value (a series without the label
+    has the value "")."""
+
+    match: dict[str, str] = Field(
+        default_factory=dict, description="label -> regex: only series that match them all"
+    )
+    exclude: dict[str, str] = Field(
+        default_factory=dict, description="label -> regex: series that match any are left out"
+    )
+
+    @field_validator("match", "exclude")
+    @classmethod
+    def _valid_matchers(cls, matchers: dict[str, str]) -> dict[str, str]:
+        for label, pattern in matchers.items():
+            if not _LABEL_NAME.fullmatch(label):
+                raise ValueError(f"{label!r} is not a label name")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{label}: not a regular expression: {exc}") from None
+        return matchers
+
+
+class ErrorRatio(SeriesFilter):
     counter: str
     error_label: str = "status"
     error_match: str = "5.."
@@ -92,10 +120,16 @@ class ErrorRatio(_Strict):
         return self
 
 
-class Quantile(_Strict):
+class Quantile(SeriesFilter):
     histogram: str
     q: float = Field(gt=0, lt=1)
     scale: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _not_the_bucket_bound(self) -> Quantile:
+        if "le" in self.match or "le" in self.exclude:
+            raise ValueError("le is the bucket bound: filter on the other labels")
+        return self
 
 
 class Gauge(_Strict):

@@ -11,13 +11,14 @@ import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from dhash_console.config import HttpGate, MetricsGate, PrometheusGate
+from dhash_console.config import HttpGate, MetricsGate, PrometheusGate, load_config
 from dhash_console.ops.probes import (
     HttpProbe,
     Measurement,
@@ -25,6 +26,8 @@ from dhash_console.ops.probes import (
     PrometheusProbe,
     build_probes,
 )
+from tests.conftest import SHIPPED_CONFIG
+from tests.integration.localenv_helpers import migrated_db, running_service
 
 # --- a configurable test server -------------------------------------------------------------
 
@@ -599,3 +602,62 @@ async def test_gates_read_what_prometheus_client_exports(
     # rank 95 of 100: 5 into the 10 observations of (0.5, 1] -> 0.75 s
     assert quantile.value == pytest.approx(750)
     assert len(route.requests) == 2
+
+
+async def test_error_ratio_reads_only_the_series_its_matchers_keep(
+    tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    """The shipped error_rate gate with the exclusion docs/config.md gives, against the real
+    reference service: its own /health and /metrics probes (and the fault switch) are left out,
+    so a burst of 5xx on a real endpoint is the rate it reports, where the unfiltered ratio of
+    the shipped gate is diluted by the probes."""
+    unfiltered = next(g for g in load_config(SHIPPED_CONFIG).gates if g.name == "error_rate")
+    assert isinstance(unfiltered, MetricsGate) and unfiltered.error_ratio is not None
+    config = unfiltered.model_dump()
+    config["error_ratio"]["exclude"] = {"path": "/health|/version|/metrics|/admin/.*"}
+    shipped = MetricsGate.model_validate(config)
+    search = {"hash": "0123456789abcdef"}
+    with running_service(migrated_db(tmp_path / "dhash.sqlite3")) as service:
+        filtered_probe, unfiltered_probe = build_probes([shipped, unfiltered], service.url, client)
+        await filtered_probe.prime()
+        await unfiltered_probe.prime()
+        for _ in range(20):  # what a console probing every second sends
+            assert (await client.get(service.url + "/health")).status_code == 200
+            assert (await client.get(service.url + "/metrics")).status_code == 200
+        for _ in range(5):
+            assert (await client.get(service.url + "/search", params=search)).status_code == 200
+        admin = service.url + "/admin/faults"
+        assert (await client.post(admin, json={"error_rate": 1.0})).status_code == 200
+        for _ in range(5):
+            assert (await client.get(service.url + "/search", params=search)).status_code == 500
+        filtered = await filtered_probe.measure()
+        unfiltered_measurement = await unfiltered_probe.measure()
+    assert filtered.error is None and filtered.value == 0.5
+    assert filtered.detail == (
+        '5 of 10 requests (of path!~"/health|/version|/metrics|/admin/.*") matched status=5..'
+    )
+    # Unfiltered, the same burst is diluted by 40 probe requests, a scrape and the switch.
+    assert unfiltered_measurement.value is not None and unfiltered_measurement.value < 0.15
+
+
+async def test_quantile_reads_only_the_series_its_matchers_keep(
+    server: ProbeServer, client: httpx.AsyncClient
+) -> None:
+    fast = 'h_bucket{path="/health",le="0.1"} %d\nh_bucket{path="/health",le="+Inf"} %d\n'
+    slow = 'h_bucket{path="/hash",le="0.1"} 0\nh_bucket{path="/hash",le="+Inf"} %d\n'
+    gate = metrics_gate(
+        quantile={"histogram": "h", "q": 0.5, "exclude": {"path": "/health"}}, max=1000
+    )
+    probe = build_probes([gate], server.base_url, client)[0]
+    server.set("/metrics", Reply(body="# TYPE h histogram\n" + fast % (0, 0) + slow % 0))
+    await probe.prime()
+    server.set("/metrics", Reply(body="# TYPE h histogram\n" + fast % (90, 90) + slow % 10))
+    measurement = await probe.measure()
+    # Only /hash counts: its 10 observations are all above 0.1, so the median is 0.1 (the
+    # highest finite bound); with /health's 90 fast ones it would be 0.1 * 50 / 90.
+    assert measurement.value == pytest.approx(0.1)
+    server.set("/metrics", Reply(body="# TYPE h histogram\n" + fast % (99, 99) + slow % 10))
+    quiet = await probe.measure()
+    assert quiet.value is None and quiet.detail == (
+        'no observations (of path!~"/health") since the last sample'
+    )

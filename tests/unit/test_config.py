@@ -54,6 +54,18 @@ def _break(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
             "environments.local.deployer.versions.2.0.0-bad.faults",
         ),
         ("environments.production.gates.nope", {"max": 1}, "environments.production.gates.nope"),
+        (
+            "gates.1.error_ratio.exclude",
+            {"path": "/health|("},
+            "gates[1].error_ratio.exclude: path: not a regular expression",
+        ),
+        (
+            "gates.1.error_ratio.match",
+            {"not a label": "x"},
+            "gates[1].error_ratio.match: 'not a label' is not a label name",
+        ),
+        ("gates.1.error_ratio.exclude", ["/health"], "gates[1].error_ratio.exclude"),
+        ("gates.2.quantile.match", {"le": "0.5"}, "gates[2].quantile: le is the bucket bound"),
         ("environments.production.confirm", "maybe", "environments.production.confirm"),
         ("notifications.slack.webhook_url", "https://hooks.example", "notifications.slack"),
     ],

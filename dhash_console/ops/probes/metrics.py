@@ -127,6 +127,12 @@ class MetricsProbe:
         self._error_match = (
             re.compile(gate.error_ratio.error_match) if gate.error_ratio is not None else None
         )
+        chosen = gate.error_ratio or gate.quantile
+        self._matchers = (
+            promtext.LabelMatchers.of(chosen.match, chosen.exclude)
+            if chosen is not None
+            else promtext.LabelMatchers()
+        )
         scraper.want(_metric_prefix(gate), gate.timeout_seconds)
 
     async def prime(self) -> None:
@@ -154,10 +160,16 @@ class MetricsProbe:
 
     def _series(self, index: promtext.SampleIndex) -> promtext.CounterSeries | None:
         if self.gate.error_ratio is not None:
-            return promtext.counter_series(index, self.gate.error_ratio.counter)
-        if self.gate.quantile is not None:
-            return promtext.histogram_series(index, self.gate.quantile.histogram)
-        return None
+            found = promtext.counter_series(index, self.gate.error_ratio.counter)
+        elif self.gate.quantile is not None:
+            found = promtext.histogram_series(index, self.gate.quantile.histogram)
+        else:
+            return None
+        return None if found is None else promtext.select(found, self._matchers)
+
+    def _of_series(self) -> str:
+        """` (of path!~"/health")` when the gate reads only some series, else nothing."""
+        return f" (of {clean_text(self._matchers.describe(), 80)})" if self._matchers else ""
 
     def _measure(self, index: promtext.SampleIndex) -> Measurement:
         gate = self.gate
@@ -175,11 +187,13 @@ class MetricsProbe:
                 grown, gate.error_ratio.error_label, self._error_match
             )
             if total <= 0:
-                return Measurement(value=None, detail="no requests since the last sample")
+                return Measurement(
+                    value=None, detail=f"no requests{self._of_series()} since the last sample"
+                )
             return Measurement(
                 value=errors / total,
                 detail=(
-                    f"{errors:g} of {total:g} requests matched "
+                    f"{errors:g} of {total:g} requests{self._of_series()} matched "
                     f"{gate.error_ratio.error_label}={gate.error_ratio.error_match}"
                 ),
             )
@@ -187,7 +201,9 @@ class MetricsProbe:
         buckets = promtext.bucket_increases(series, baseline)
         observations = max(buckets.values(), default=0.0)
         if observations <= 0:
-            return Measurement(value=None, detail="no observations since the last sample")
+            return Measurement(
+                value=None, detail=f"no observations{self._of_series()} since the last sample"
+            )
         value = promtext.histogram_quantile(gate.quantile.q, buckets)
         if value != value:  # NaN: the buckets cannot give a quantile
             return Measurement(
@@ -196,7 +212,10 @@ class MetricsProbe:
         scaled = value * gate.quantile.scale
         return Measurement(
             value=scaled,
-            detail=f"q{gate.quantile.q:g} = {scaled:.4g} over {observations:g} observations",
+            detail=(
+                f"q{gate.quantile.q:g} = {scaled:.4g} over {observations:g} "
+                f"observations{self._of_series()}"
+            ),
         )
 
 

@@ -133,6 +133,47 @@ def counter_series(index: SampleIndex, counter: str) -> CounterSeries | None:
     return CounterSeries(values=values, created=created)
 
 
+@dataclass(frozen=True)
+class LabelMatchers:
+    """PromQL's `label=~"re"` (match) and `label!~"re"` (exclude), anchored at both ends; a
+    missing label is the empty string."""
+
+    match: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    exclude: tuple[tuple[str, re.Pattern[str]], ...] = ()
+
+    @classmethod
+    def of(cls, match: Mapping[str, str], exclude: Mapping[str, str]) -> LabelMatchers:
+        return cls(
+            tuple((label, re.compile(pattern)) for label, pattern in match.items()),
+            tuple((label, re.compile(pattern)) for label, pattern in exclude.items()),
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.match or self.exclude)
+
+    def keeps(self, key: LabelSet) -> bool:
+        labels = dict(key)
+        return all(p.fullmatch(labels.get(name, "")) for name, p in self.match) and not any(
+            p.fullmatch(labels.get(name, "")) for name, p in self.exclude
+        )
+
+    def describe(self) -> str:
+        """`path!~"/health|/metrics"`, as PromQL would write it."""
+        parts = [f'{name}=~"{p.pattern}"' for name, p in self.match]
+        parts += [f'{name}!~"{p.pattern}"' for name, p in self.exclude]
+        return ",".join(parts)
+
+
+def select(series: CounterSeries, matchers: LabelMatchers) -> CounterSeries:
+    """Only the series `matchers` keep (a histogram's `_created` is keyed without `le`)."""
+    if not matchers:
+        return series
+    return CounterSeries(
+        values={key: v for key, v in series.values.items() if matchers.keeps(key)},
+        created={key: v for key, v in series.created.items() if matchers.keeps(key)},
+    )
+
+
 def _reset(
     key: LabelSet, now: CounterSeries, before: CounterSeries, now_value: float, old: float
 ) -> bool:
