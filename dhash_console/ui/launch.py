@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,10 @@ def choose_theme(flag: str | None, env_value: str | None, config_theme: str | No
 
 def run_console(ctx: CommandContext, theme: str | None = None) -> int:
     """Run the TUI until the operator quits; rollouts it launched run on."""
+    # Start-up builds objects that live as long as the console (Textual, Rich, the models):
+    # collecting while it does only sweeps them again and again (about 80 ms of first paint).
+    # The app freezes them and turns collection back on after its first paint.
+    gc.disable()
     from dhash_console.errors import ConsoleError
     from dhash_console.ui.tui.app import ConsoleApp
 

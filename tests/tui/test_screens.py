@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 from textual.widgets import DataTable
@@ -177,3 +178,17 @@ async def test_footer_keeps_its_keys_across_panels_and_leaks_none(
         watchers = getattr(footer, "__watchers")["compact"]
         shown = {id(key) for key in footer.query(FooterKey)}
         assert watchers and {id(node) for node, _ in watchers} <= shown
+
+
+async def test_collection_paused_for_start_up_resumes_after_the_first_paint(
+    make_app: Callable[..., ConsoleApp],
+) -> None:
+    gc.disable()  # as run_console does before it imports the console
+    try:
+        app = make_app(offer_attach=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.ready)
+            await wait_for(pilot, gc.isenabled, what="collection back on")
+            assert gc.get_freeze_count() > 0  # start-up's objects left out of the sweeps
+    finally:
+        gc.enable()

@@ -103,9 +103,7 @@ class ConsoleApp(App[int]):
             self.show_rollout(self._attach_id)
         elif self._offer_attach:
             await self._offer_active()
-        # What start-up built (Textual, Rich, the widgets) lives as long as the console: out
-        # of the collector's sweeps, which otherwise stall keys for 100 ms under a log flood.
-        self.call_after_refresh(gc.freeze)
+        self.call_after_refresh(_settle_memory)
 
     async def on_unmount(self) -> None:
         if self._backend is not None:
@@ -350,3 +348,11 @@ class ConsoleApp(App[int]):
     def watch_dashboard_only(self) -> None:
         while not isinstance(self.screen, DashboardScreen):
             self.pop_screen()
+
+
+def _settle_memory() -> None:
+    """After the first paint: what start-up built (Textual, Rich, the widgets) lives as long as
+    the console, so it leaves the collector's sweeps, which otherwise stall keys for 100 ms
+    under a log flood; then collection resumes (`run_console` pauses it during start-up)."""
+    gc.freeze()
+    gc.enable()
