@@ -96,6 +96,7 @@ class ConsoleApp(App[int]):
         raise RuntimeError("no dashboard")
 
     async def on_mount(self) -> None:
+        self.call_after_refresh(_settle_memory)  # first, so no path below can skip it
         self._backend = await Backend.open(self.config_path, self.state_dir, self._given_config)
         if self._backend.config_error:
             self.notify(clean(self._backend.config_error)[:300], title="config", severity="error")
@@ -103,7 +104,6 @@ class ConsoleApp(App[int]):
             self.show_rollout(self._attach_id)
         elif self._offer_attach:
             await self._offer_active()
-        self.call_after_refresh(_settle_memory)
 
     async def on_unmount(self) -> None:
         if self._backend is not None:
