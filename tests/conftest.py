@@ -57,20 +57,31 @@ def local_config(tmp_path: Path, shipped_config_data: dict[str, Any]) -> Callabl
 @pytest.fixture(scope="session", autouse=True)
 def no_service_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Engines the tests launch detached (as the console does) may start a reference service
-    after a test's own clean-up ran; whatever still serves a database of this session's
-    temporary folders is stopped at the end."""
+    and its traffic after a test's own clean-up ran; whatever still serves a database of this
+    session's temporary folders is stopped at the end, and so is the traffic sent to it."""
     yield
-    base = str(tmp_path_factory.getbasetemp())
+    base = str(tmp_path_factory.getbasetemp()).encode()
     proc = Path("/proc")
     if not proc.is_dir():
         return
+    localenv: dict[int, list[bytes]] = {}
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
-        try:
+        with contextlib.suppress(OSError):
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"dhash_console.localenv" in argv and any(base.encode() in a for a in argv):
-            with contextlib.suppress(OSError):
-                os.kill(int(entry.name), signal.SIGTERM)
+            if b"dhash_console.localenv" in argv:
+                localenv[int(entry.name)] = argv
+    services = {pid for pid, argv in localenv.items() if any(base in a for a in argv)}
+    traffic = {pid for pid, argv in localenv.items() if _traffic_for(argv) in services}
+    for pid in services | traffic:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def _traffic_for(argv: list[bytes]) -> int | None:
+    """The service pid a `localenv traffic --service-pid N` process was started for."""
+    if b"traffic" in argv and b"--service-pid" in argv:
+        with contextlib.suppress(IndexError, ValueError):
+            return int(argv[argv.index(b"--service-pid") + 1])
+    return None

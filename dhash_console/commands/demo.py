@@ -16,8 +16,9 @@ examples:
   dhash-console demo --scenario bad-release --json    # the same as JSON lines
 
 The demo starts the bundled dhash reference service at version 1.0.0 in the `local`
-environment, sends it traffic, rolls out a new version under a compressed monitoring
-window, and stops everything it started when it ends, also when interrupted.
+environment (its deployer sends it traffic at traffic_rps), rolls out a new version under a
+compressed monitoring window, and stops everything it started when it ends, also when
+interrupted.
 """
 
 SCENARIOS = {"healthy": "1.1.0", "bad-release": "2.0.0-bad"}
@@ -99,14 +100,12 @@ class _DemoStage:
     def __init__(self, ctx: CommandContext, env: ResolvedEnvironment) -> None:
         self.ctx = ctx
         self.env = env
-        self.traffic: Any = None
         self.deployer: Any = None
 
     async def _log(self, level: str, message: str) -> None:
         self.ctx.console.print(f"demo: {message}")
 
     async def start(self) -> None:
-        from dhash_console.localenv.traffic import TrafficGenerator
         from dhash_console.ops.deploy import build_deployer
         from dhash_console.ops.migrate import apply_migrations, discover
 
@@ -122,19 +121,11 @@ class _DemoStage:
             env.sqlite_path, env.migrations_dir, applied_by="demo", target=target
         )
         self.deployer = build_deployer(env)
+        # The local deployer runs the traffic beside each version it starts (and stops it with
+        # the version), so the demo sends none of its own.
         await self.deployer.ensure_running(INITIAL_VERSION, self._log)
-        rps = getattr(env.deployer, "traffic_rps", 20.0)
-        self.traffic = TrafficGenerator(env.base_url, rps)
-        await self.traffic.start()
-        self.ctx.console.print(f"demo: traffic flowing at {rps:g} requests/s")
 
     async def stop(self) -> None:
-        if self.traffic is not None:
-            await self.traffic.stop()
-            self.ctx.console.print(
-                f"demo: traffic stopped ({self.traffic.sent} sent, {self.traffic.ok} ok, "
-                f"{self.traffic.failed} failed)"
-            )
         if self.deployer is not None:
             await self.deployer.stop(self._log)
             self.ctx.console.print("demo: dhash service stopped")

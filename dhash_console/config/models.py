@@ -55,7 +55,12 @@ class LocalDeployer(_Strict):
     kind: Literal["local"]
     initial_version: str = "1.0.0"
     versions: dict[str, LocalVersion] = Field(default_factory=dict)
-    traffic_rps: float = Field(20.0, ge=0, description="demo traffic, requests per second")
+    traffic_rps: float = Field(
+        5.0,
+        ge=0,
+        description="requests per second the local deployer sends beside each version it "
+        "starts, so that rate gates judge real traffic; 0 sends none",
+    )
 
 
 Argv = Annotated[list[str], Field(min_length=1)]

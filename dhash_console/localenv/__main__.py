@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     traffic.add_argument("--url", required=True)
     traffic.add_argument("--rps", type=float, default=10.0)
     traffic.add_argument("--seconds", type=float, default=10.0)
+    traffic.add_argument(
+        "--service-pid",
+        type=int,
+        default=None,
+        help="also stop as soon as this process (the service sent to) is gone",
+    )
     return parser
 
 
@@ -168,10 +174,19 @@ def traffic(args: argparse.Namespace) -> int:
     if args.rps <= 0 or args.seconds < 0:
         print("--rps must be positive and --seconds not negative", file=sys.stderr)
         return EXIT_USAGE
+    alive = None
+    if args.service_pid is not None:
+        from dhash_console.ops.deploy.local import service_alive
+
+        service_pid: int = args.service_pid
+
+        def alive() -> bool:
+            return service_alive(service_pid)
+
     generator = TrafficGenerator(args.url, args.rps)
     code = EXIT_OK
     try:
-        asyncio.run(run_for(generator, args.seconds))
+        asyncio.run(run_for(generator, args.seconds, alive))
     except KeyboardInterrupt:
         code = 130  # interrupted: still say what was sent
     print(json.dumps(generator.summary()), flush=True)

@@ -12,6 +12,7 @@ import contextlib
 import io
 import random
 from collections import deque
+from collections.abc import Callable
 
 import httpx
 from PIL import Image
@@ -19,6 +20,7 @@ from PIL import Image
 MAX_LAG_S = 1.0  # further behind schedule than this (a stalled loop): resume from now, no burst
 SEARCH_SHARE = 0.2
 STOP_DRAIN_S = 2.0
+WATCH_S = 0.5  # how often run_for asks whether the service is still there
 
 
 def generated_png(rng: random.Random) -> bytes:
@@ -157,10 +159,16 @@ class TrafficGenerator:
                     self._recent.append(digest)
 
 
-async def run_for(generator: TrafficGenerator, seconds: float) -> None:
-    """Run `generator` for `seconds` (or until cancelled), stopping it either way."""
+async def run_for(
+    generator: TrafficGenerator, seconds: float, alive: Callable[[], bool] | None = None
+) -> None:
+    """Run `generator` for `seconds`, until cancelled or, given `alive`, until it says False
+    (the service is gone: nobody left to send to); stopping it either way."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
     await generator.start()
     try:
-        await asyncio.sleep(seconds)
+        while (left := deadline - loop.time()) > 0 and (alive is None or alive()):
+            await asyncio.sleep(left if alive is None else min(left, WATCH_S))
     finally:
         await generator.stop()

@@ -92,9 +92,10 @@ async def stopper(local_env: ResolvedEnvironment) -> AsyncIterator[list[LocalSer
     for driver in drivers:
         await driver.stop(Recorder())
     if state_path.exists():
-        pid = json.loads(state_path.read_text()).get("pid")
-        if pid and service_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        state = json.loads(state_path.read_text())
+        for pid in (state.get("traffic_pid"), state.get("pid")):
+            if pid and service_alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def make(
@@ -188,6 +189,7 @@ async def test_another_process_finds_the_service_and_rolls_it_back(
     await driver.deploy("1.1.0", Recorder())
     replaced_pid = driver.read_state().pid
     assert replaced_pid is not None
+    replaced_traffic = traffic_pid(driver)
 
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", ROLLBACK_ELSEWHERE,
@@ -200,14 +202,88 @@ async def test_another_process_finds_the_service_and_rolls_it_back(
     assert "found 1.1.0" in text and "now 1.0.0" in text
 
     assert await until(lambda: pid_gone(replaced_pid))
+    assert pid_gone(replaced_traffic)  # the other process stopped the traffic it found too
     status, body = await health(local_env)
     assert (status, body["version"]) == (200, "1.0.0")
+    survivor_traffic = traffic_pid(driver)
+    assert service_alive(survivor_traffic)
     # The service the other process started outlived it, and this process can stop it.
     assert await driver.current_version() == "1.0.0"
     survivor = driver.read_state().pid
     assert survivor is not None and survivor != replaced_pid
     await driver.stop(Recorder())
     assert await until(lambda: pid_gone(survivor))
+    assert pid_gone(survivor_traffic)
+
+
+def real_requests(metrics: str) -> float:
+    """Requests the service counted beyond the console's probes (/health, /metrics, ...)."""
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("dhash_http_requests_total{") and (
+            'path="/hash"' in line or 'path="/search"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def real_requests_counted(env: ResolvedEnvironment, timeout_s: float = 15.0) -> float:
+    """Wait until the service's /metrics counts real requests; how many it counted."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            counted = real_requests((await client.get(env.base_url + "/metrics")).text)
+            if counted > 0 or time.monotonic() > deadline:
+                return counted
+            await asyncio.sleep(0.2)
+
+
+def traffic_pid(driver: LocalServiceDeployer) -> int:
+    pid = driver.read_state().traffic_pid
+    assert pid is not None, "the deployer recorded no traffic beside its service"
+    return pid
+
+
+async def test_traffic_runs_beside_each_version_and_stops_with_it(
+    local_env: ResolvedEnvironment, stopper: list[LocalServiceDeployer]
+) -> None:
+    driver = make(local_env, stopper)
+    log = Recorder()
+    await driver.deploy("1.0.0", log)
+    first = traffic_pid(driver)
+    assert service_alive(first)
+    assert os.getsid(first) == first != os.getsid(0)  # detached, as the service is
+    assert await real_requests_counted(local_env) > 0
+    assert any("traffic at 5 requests/s" in m for _, m in log.lines)
+
+    await driver.deploy("1.1.0", log)  # replaced: the old traffic goes with its service
+    assert pid_gone(first)
+    second = traffic_pid(driver)
+    assert second != first and service_alive(second)
+    assert await real_requests_counted(local_env) > 0  # sent to the new service
+
+    await driver.stop(log)
+    assert pid_gone(second)
+    assert driver.read_state().traffic_pid is None
+    traffic_log = (local_env.state_dir / "local" / "local" / "traffic.log").read_text()
+    assert traffic_log.count("--- ") == 2
+
+
+async def test_no_traffic_at_zero_requests_per_second(
+    local_env: ResolvedEnvironment, stopper: list[LocalServiceDeployer]
+) -> None:
+    config = local_env.deployer
+    assert isinstance(config, LocalDeployer)
+    quiet = config.model_copy(update={"traffic_rps": 0.0})
+    env = local_env.model_copy(update={"deployer": quiet})
+    driver = make(env, stopper)
+    log = Recorder()
+    await driver.deploy("1.0.0", log)
+    assert driver.read_state().traffic_pid is None
+    assert ("info", "deploy: no traffic (traffic_rps is 0)") in log.lines
+    await asyncio.sleep(1.0)
+    async with httpx.AsyncClient(timeout=5) as client:
+        assert real_requests((await client.get(env.base_url + "/metrics")).text) == 0
 
 
 async def test_a_killed_service_reads_as_not_running(
@@ -222,11 +298,14 @@ async def test_a_killed_service_reads_as_not_running(
     assert driver.read_state().pid == pid
     assert "1.0.0 already runs" in log.lines[-1][1]
 
+    traffic = traffic_pid(driver)
     os.kill(pid, signal.SIGKILL)
     assert await until(lambda: pid_gone(pid))
+    assert await until(lambda: pid_gone(traffic))  # nobody left to send to: it ends too
     assert await driver.current_version() is None
     state = driver.read_state()
     assert state.pid is None and state.history == ["1.0.0"]  # stale record cleaned
+    assert state.traffic_pid is None
     assert not await driver.healthy()
 
 

@@ -259,10 +259,11 @@ def stop_local_service(state: Path) -> None:
     """The local service outlives the commands that start it, by design: end it here."""
     kill = getattr(signal, "SIGKILL", signal.SIGTERM)  # SIGTERM is TerminateProcess on Windows
     for service in state.glob("local/*/service.json"):
-        pid = json.loads(service.read_text(encoding="utf-8")).get("pid")
-        if pid:
-            with contextlib.suppress(OSError):
-                os.kill(int(pid), kill)
+        record = json.loads(service.read_text(encoding="utf-8"))
+        for pid in (record.get("traffic_pid"), record.get("pid")):  # and the traffic beside it
+            if pid:
+                with contextlib.suppress(OSError):
+                    os.kill(int(pid), kill)
 
 
 # -- the situations a block is about -----------------------------------------------------------

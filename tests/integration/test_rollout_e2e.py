@@ -51,10 +51,11 @@ def stop_leftovers(tmp_path: Path) -> Iterator[None]:
     """Whatever a test leaves running (a killed console's service) is stopped at the end."""
     yield
     for state in tmp_path.glob("**/local/*/service.json"):
-        pid = json.loads(state.read_text()).get("pid")
-        if pid:
-            with contextlib.suppress(OSError):
-                os.kill(int(pid), signal.SIGKILL)
+        record = json.loads(state.read_text())
+        for pid in (record.get("traffic_pid"), record.get("pid")):  # and the traffic beside it
+            if pid:
+                with contextlib.suppress(OSError):
+                    os.kill(int(pid), signal.SIGKILL)
 
 
 def test_bad_release_rolls_back_and_exits_1(
@@ -236,8 +237,8 @@ def test_interrupt_is_journaled_and_the_demo_stops_what_it_started(
     finished = next(e for e in events if e["type"] == "rollout_finished")
     assert finished["outcome"] == "interrupted"
     assert "dhash service stopped" in err
-    service = next(state.glob("local/*/service.json"))
-    assert json.loads(service.read_text()).get("pid") is None
+    service = json.loads(next(state.glob("local/*/service.json")).read_text())
+    assert service.get("pid") is None and service.get("traffic_pid") is None
 
 
 def test_dry_run_runs_every_check_and_changes_nothing(demo_config: Path, tmp_path: Path) -> None:
@@ -286,6 +287,8 @@ def test_standalone_rollback_returns_to_the_earlier_version_and_backup(
             "0.05",
         )
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    before = json.loads(next(state.glob("local/*/service.json")).read_text())
+    assert before["version"] == "1.1.0" and process_alive(before["traffic_pid"])
     plan = cli(
         demo_config,
         state,
@@ -322,6 +325,60 @@ def test_standalone_rollback_returns_to_the_earlier_version_and_backup(
     assert any("restored from dhash_local_" in m and "from its staged copy" in m for m in logs)
     service = json.loads(next(state.glob("local/*/service.json")).read_text())
     assert service["version"] == "1.0.0"
+    # The rollback, another process, replaced the traffic it found with the new version's.
+    assert not process_alive(before["traffic_pid"])
+    assert service["traffic_pid"] != before["traffic_pid"]
+    assert process_alive(service["traffic_pid"])
+
+
+def process_alive(pid: int) -> bool:
+    """A live process, not a zombie (the console that started it has exited: it is reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_a_plain_deploy_of_a_bad_release_fails_its_error_rate_on_real_traffic(
+    demo_config: Path, tmp_path: Path, stop_leftovers: None
+) -> None:
+    """No demo: the local deployer's own traffic is what the error-rate gate judges (the
+    console's probes are left out), so 2.0.0-bad's failing requests fail it."""
+    state = tmp_path / "state"
+    first = cli(
+        demo_config,
+        state,
+        "--no-ui",
+        "deploy",
+        "--env",
+        "local",
+        "--version",
+        "1.0.0",
+        "--duration-minutes",
+        "0.05",
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    result = cli(
+        demo_config,
+        state,
+        "--json",
+        "deploy",
+        "--env",
+        "local",
+        "--version",
+        "2.0.0-bad",
+        "--duration-minutes",
+        "0.5",
+    )
+    assert result.returncode == 1, result.stderr
+    summary = json_lines(result.stdout)[-1]
+    assert summary["type"] == "summary" and summary["outcome"] == "rolled_back"
+    failed = [g for g in summary["gates"] if g["verdict"] == "failed"]
+    assert [g["gate"] for g in failed] == ["error_rate"]
+    assert failed[0]["value"] > 0.1  # half the real requests fail; the probes do not dilute it
+    service = json.loads(next(state.glob("local/*/service.json")).read_text())
+    assert service["version"] == "1.0.0" and process_alive(service["traffic_pid"])
 
 
 STAGED_TAIL = (

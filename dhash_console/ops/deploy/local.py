@@ -1,8 +1,11 @@
 """The `local` deployer: the bundled dhash reference service as a detached process.
 
-What runs is written to `<state_dir>/local/<env>/service.json`, so that another process (a
-later `rollback`, the TUI, a resumed window) finds the service and can replace it; the
-service's own output is appended to `service.log` beside it.
+Beside each version it starts, it runs the bundled traffic generator as its own detached
+process at `traffic_rps`, so that the local environment's rate gates judge real requests,
+not only the console's own probes. What runs (the service's pid, the traffic's pid) is written
+to `<state_dir>/local/<env>/service.json`, so that another process (a later `rollback`, the
+TUI, a resumed window) finds both and can replace them; the service's output is appended to
+`service.log` beside it, the traffic's to `traffic.log`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ HOST = "127.0.0.1"
 HEALTH_TIMEOUT_S = 2.0
 HISTORY_KEEP = 20
 POLL_S = 0.05
+# The traffic runs until stopped with its service; this only bounds a forgotten one (it also
+# ends by itself once the service it was started for is gone).
+TRAFFIC_SECONDS = 30 * 24 * 3600
+TRAFFIC_STOP_S = 5.0
 
 # Services this process started: polling them reaps them, so one that died is not taken for
 # alive as a zombie, whichever driver instance asks.
@@ -40,9 +47,11 @@ _FORCE_STOP = getattr(signal, "SIGKILL", signal.SIGTERM)
 
 
 class ServiceState(BaseModel):
-    """What runs now (pid, version, port, since when) and the versions that ran before."""
+    """What runs now (pid, version, port, since when, the traffic's pid) and the versions
+    that ran before."""
 
     pid: int | None = None
+    traffic_pid: int | None = None
     version: str | None = None
     port: int | None = None
     started_at: float | None = None
@@ -151,6 +160,7 @@ class LocalServiceDeployer:
         self.directory = env.state_dir / "local" / env.name
         self.state_path = self.directory / "service.json"
         self.log_path = self.directory / "service.log"
+        self.traffic_log_path = self.directory / "traffic.log"
 
     # -- the protocol ----------------------------------------------------------------------
 
@@ -182,6 +192,9 @@ class LocalServiceDeployer:
         state = self._running_state()
         if state.pid is not None and state.version == version:
             await log("info", f"{version} already runs (pid {state.pid})")
+            if state.traffic_pid is None or not service_alive(state.traffic_pid):
+                traffic = await self._start_traffic("start", state.pid, log)
+                self._write_state(state.model_copy(update={"traffic_pid": traffic}))
             return
         await self._replace("start", version, log)
 
@@ -207,6 +220,8 @@ class LocalServiceDeployer:
         state = self.read_state()
         if state.pid is not None and not service_alive(state.pid):
             _CHILDREN.pop(state.pid, None)
+            if state.traffic_pid is not None and service_alive(state.traffic_pid):
+                _signal_service(state.traffic_pid, signal.SIGTERM)  # nothing left to send to
             state = state.retired()
             self._write_state(state)
         return state
@@ -257,6 +272,9 @@ class LocalServiceDeployer:
             self._write_state(ServiceState(history=state.history))
             raise
         await log("info", f"{step}: {version} answers /health with {status} after {waited:.1f} s")
+        traffic = await self._start_traffic(step, proc.pid, log)
+        if traffic is not None:
+            self._write_state(self.read_state().model_copy(update={"traffic_pid": traffic}))
 
     def _spawn(self, version: str, port: int) -> tuple[subprocess.Popen[bytes], int]:
         """Start the service detached, so that it outlives this console."""
@@ -269,30 +287,69 @@ class LocalServiceDeployer:
         ]  # fmt: skip
         if faults:
             argv += ["--faults", faults]
+        try:
+            return self._detached(argv, self.log_path, f"starting {version} on {HOST}:{port}")
+        except OSError as exc:
+            raise DeployFailed("start", f"cannot run {self.python}: {exc}") from None
+
+    def _detached(
+        self, argv: list[str], log_path: Path, banner: str
+    ) -> tuple[subprocess.Popen[bytes], int]:
+        """Run argv in its own session, its output appended to log_path after a banner line."""
         self.directory.mkdir(parents=True, exist_ok=True)
         detach: dict[str, object] = {}
         if sys.platform == "win32":
             detach["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
         else:
             detach["start_new_session"] = True  # out of the console's group: Ctrl-C spares it
-        with self.log_path.open("ab") as output:
+        with log_path.open("ab") as output:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            output.write(f"--- {stamp} starting {version} on {HOST}:{port}\n".encode())
+            output.write(f"--- {stamp} {banner}\n".encode())
             output.flush()
             offset = output.tell()
-            try:
-                proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                    **detach,  # type: ignore[call-overload]
-                )
-            except OSError as exc:
-                raise DeployFailed("start", f"cannot run {self.python}: {exc}") from None
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                **detach,  # type: ignore[call-overload]
+            )
         _CHILDREN[proc.pid] = proc
         return proc, offset
+
+    async def _start_traffic(self, step: str, service_pid: int, log: LogSink) -> int | None:
+        """Start the traffic generator against the service; its pid, or None at 0 requests/s.
+
+        A traffic that cannot start is a warning, not a failed deploy: the service runs, and
+        the rate gates will say they have nothing to read.
+        """
+        rps = self.config.traffic_rps
+        if rps <= 0:
+            await log("info", f"{step}: no traffic (traffic_rps is 0)")
+            return None
+        argv = [
+            self.python, "-m", SERVICE_MODULE, "traffic",
+            "--url", self.env.base_url, "--rps", f"{rps:g}",
+            "--seconds", str(TRAFFIC_SECONDS), "--service-pid", str(service_pid),
+        ]  # fmt: skip
+        try:
+            proc, _ = self._detached(argv, self.traffic_log_path, f"traffic at {rps:g}/s")
+        except OSError as exc:
+            await log("warning", f"{step}: cannot start the traffic: {exc}")
+            return None
+        await log("info", f"{step}: traffic at {rps:g} requests/s (pid {proc.pid})")
+        return proc.pid
+
+    async def _stop_traffic(self, step: str, pid: int, log: LogSink) -> None:
+        """SIGTERM, up to TRAFFIC_STOP_S for it to go, then SIGKILL; it holds no state."""
+        if service_alive(pid):
+            _signal_service(pid, signal.SIGTERM)
+            if not await self._gone(pid, TRAFFIC_STOP_S):
+                _signal_service(pid, _FORCE_STOP)
+                await self._gone(pid, TRAFFIC_STOP_S)
+            await log("info", f"{step}: traffic stopped (pid {pid})")
+        _CHILDREN.pop(pid, None)
 
     async def _wait_answering(
         self, step: str, version: str, proc: subprocess.Popen[bytes], log_offset: int
@@ -330,6 +387,8 @@ class LocalServiceDeployer:
     async def _stop_process(self, step: str, state: ServiceState, log: LogSink) -> None:
         """SIGTERM, up to stop_timeout_s for it to go, then SIGKILL."""
         assert state.pid is not None
+        if state.traffic_pid is not None:
+            await self._stop_traffic(step, state.traffic_pid, log)
         pid = state.pid
         await log("info", f"{step}: stopping {state.version} (pid {pid})")
         _signal_service(pid, signal.SIGTERM)
