@@ -52,6 +52,8 @@ class RolloutStarted(EventBase):
     interval_s: float
     gates: list[str] = Field(default_factory=list)
     rollback_plan: str = ""
+    # What was asked: a rollout, the window alone (`monitor`) or a rollback (`rollback`).
+    operation: Literal["rollout", "monitor", "rollback"] = "rollout"
 
 
 class RolloutFinished(EventBase):

@@ -212,6 +212,9 @@ class RolloutEngine:
                 interval_s=self.env.monitoring.interval_seconds,
                 gates=[gate.name for gate in self.env.gates],
                 rollback_plan=pre_rollout_plan(self.env, self.previous_version),
+                operation="rollback"
+                if req.rollback_reason is not None
+                else ("monitor" if req.monitor_only else "rollout"),
             )
         )
         for note in self.start_notes:

@@ -289,3 +289,5 @@ async def test_standalone_rollback_without_a_backup_says_why_the_database_stays(
     assert result.exit_code == 0, result.reason
     assert "the database stays as it is (no verified backup of svc to restore)" in result.reason
     assert "no migration was applied" not in result.reason  # not known for a standalone one
+    started = next(e for e in recorder.events if isinstance(e, RolloutStarted))
+    assert started.operation == "rollback"  # said as a rollback, in history and notifications

@@ -9,7 +9,13 @@ import pytest
 from dhash_console.config import parse_config
 from dhash_console.config.notifications import NOTIFICATION_KINDS, NotificationsConfig
 from dhash_console.errors import ConfigError
-from dhash_console.events import GateVerdict, RolloutStarted
+from dhash_console.events import (
+    GateVerdict,
+    RollbackFinished,
+    RollbackStarted,
+    RolloutFinished,
+    RolloutStarted,
+)
 from dhash_console.ops.notify.facts import RolloutFacts, build_notification
 from dhash_console.ops.notify.templates import DEFAULT_TEXTS, DEFAULT_TITLES, Templates
 
@@ -120,3 +126,32 @@ def test_untrusted_text_is_cleaned_of_terminal_escapes() -> None:
     [values] = facts.take_pending_gates()
     note = build_notification("gate_failed", values, Templates())
     assert "\x1b" not in note.text and "bad" in note.text
+
+
+def test_a_standalone_rollback_notifies_as_a_rollback_not_as_a_rollout() -> None:
+    facts = RolloutFacts("prod")
+    events = [
+        RolloutStarted(
+            rollout_id="r",
+            env="prod",
+            from_version="1.1.0",
+            to_version="1.0.0",
+            started_by="carol",
+            via="cli",
+            host="h",
+            pid=1,
+            duration_s=3600,
+            interval_s=30,
+            operation="rollback",
+        ),
+        RollbackStarted(
+            rollout_id="r", from_version="1.1.0", to_version="1.0.0", reason="p95", backup=None
+        ),
+        RollbackFinished(rollout_id="r", ok=True, version="1.0.0", healthy=True, detail="ok"),
+        RolloutFinished(rollout_id="r", outcome="rolled_back", exit_code=0, reason="p95"),
+    ]
+    kinds = [facts.observe(event) for event in events]
+    # No "rollout 1.1.0 → 1.0.0 started, monitoring for 60 min", no "rollout of 1.0.0 failed".
+    assert kinds == [None, "rollback_started", "rollback_finished", None]
+    note = build_notification("rollback_finished", facts.values, Templates())
+    assert "rollback done, healthy" in note.title

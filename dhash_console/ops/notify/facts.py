@@ -68,6 +68,8 @@ class RolloutFacts:
     last_samples: dict[str, GateSample] = field(default_factory=dict)
     pending_gates: list[FailedGate] = field(default_factory=list)
     rollback_ok: bool = True
+    operation: str = "rollout"
+    rollback_reported: bool = False
 
     def __post_init__(self) -> None:
         self.values["env"] = self.env
@@ -88,7 +90,10 @@ class RolloutFacts:
                 duration=_duration(event.duration_s),
             )
             self.env = event.env
-            return "rollout_started"
+            self.operation = event.operation
+            # A standalone rollback is no rollout "started, monitoring for 60 min": its own
+            # rollback_started and rollback_finished say what happens.
+            return None if event.operation == "rollback" else "rollout_started"
         if isinstance(event, PhaseStarted):
             v["phase"] = event.phase
         elif isinstance(event, GateSample):
@@ -123,12 +128,15 @@ class RolloutFacts:
                 else ("done, but NOT healthy" if event.ok else "FAILED: needs a human"),
                 detail=event.detail,
             )
+            self.rollback_reported = True
             return "rollback_finished"
         elif isinstance(event, RolloutFinished):
             v.update(outcome=event.outcome.replace("_", " "), exit_code=str(event.exit_code))
             if event.reason:
                 v["reason"] = event.reason
             self._decide(f"rollout ended: {v['outcome']}")
+            if self.operation == "rollback" and self.rollback_reported:
+                return None  # rollback_finished said how it ended
             return "rollout_succeeded" if event.outcome == "succeeded" else "rollout_failed"
         return None
 
