@@ -553,13 +553,16 @@ class RolloutEngine:
                 rollout_id=self.rollout_id, outcome=outcome, exit_code=exit_code, reason=reason
             )
         )
+        from_version, to_version = self.previous_version, self.target_version
+        if self.request.rollback_reason is not None:  # from what ran to the earlier version
+            from_version, to_version = to_version, from_version
         return RolloutResult(
             rollout_id=self.rollout_id,
             outcome=outcome,
             exit_code=exit_code,
             reason=reason,
-            from_version=self.previous_version,
-            to_version=self.target_version,
+            from_version=from_version,
+            to_version=to_version,
             backup=self.backup.path if self.backup else None,
             rollback_healthy=rollback_healthy,
         )

@@ -291,3 +291,5 @@ async def test_standalone_rollback_without_a_backup_says_why_the_database_stays(
     assert "no migration was applied" not in result.reason  # not known for a standalone one
     started = next(e for e in recorder.events if isinstance(e, RolloutStarted))
     assert started.operation == "rollback"  # said as a rollback, in history and notifications
+    # From what runs now (the deployer's current version) to the version asked for.
+    assert (result.from_version, result.to_version) == ("1.0.0", "0.9.0")
