@@ -19,7 +19,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -35,9 +38,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(work: Path, interval: float) -> Path:
+TRAFFIC_RPS = 50  # plenty of requests between two samples for the rate gates
+
+
+def write_config(work: Path, interval: float, extra_gates: Sequence[dict[str, Any]] = ()) -> Path:
+    """The shipped config on a free port, its traffic at TRAFFIC_RPS, state under `work`."""
     data = json.loads((REPO / "quality-gates-config.json").read_text())
+    data["gates"].extend(extra_gates)
     data["environments"]["local"]["base_url"] = f"http://127.0.0.1:{free_port()}"
+    data["environments"]["local"]["deployer"]["traffic_rps"] = TRAFFIC_RPS
     data["environments"]["local"]["monitoring"] = {"interval_seconds": interval}
     data["backups"]["directory"] = str(work / "backups")
     data["migrations"] = str(REPO / "migrations")
@@ -47,9 +56,11 @@ def write_config(work: Path, interval: float) -> Path:
     return path
 
 
-async def bring_up(config: Path, state: Path) -> tuple[object, object, str]:
+@asynccontextmanager
+async def service_running(config: Path, state: Path) -> AsyncIterator[str]:
+    """Version 1.0.0 of the reference service, migrated, with the local deployer's traffic
+    beside it, until the block ends; yields its base URL."""
     from dhash_console.config import load_config, resolve_environment
-    from dhash_console.localenv.traffic import TrafficGenerator
     from dhash_console.ops.deploy import build_deployer
     from dhash_console.ops.migrate import apply_migrations
 
@@ -65,9 +76,10 @@ async def bring_up(config: Path, state: Path) -> tuple[object, object, str]:
         pass
 
     await deployer.ensure_running("1.0.0", log)  # type: ignore[attr-defined]
-    traffic = TrafficGenerator(env.base_url, 50)
-    await traffic.start()
-    return deployer, traffic, env.base_url
+    try:
+        yield env.base_url
+    finally:
+        await deployer.stop(log)  # type: ignore[attr-defined]  # its traffic with it
 
 
 async def one_run(interval: float, fault: dict[str, object]) -> dict[str, float]:
@@ -75,8 +87,7 @@ async def one_run(interval: float, fault: dict[str, object]) -> dict[str, float]
         work = Path(tmp)
         config = write_config(work, interval)
         state = work / "state"
-        deployer, traffic, url = await bring_up(config, state)
-        try:
+        async with service_running(config, state) as url:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -111,13 +122,6 @@ async def one_run(interval: float, fault: dict[str, object]) -> dict[str, float]
                             await client.post(f"{url}/admin/faults", json=fault)
                             fault_at = time.time()
             await proc.wait()
-        finally:
-            await traffic.stop()  # type: ignore[attr-defined]
-
-            async def log(level: str, message: str) -> None:
-                pass
-
-            await deployer.stop(log)  # type: ignore[attr-defined]
     started = next(float(e["at"]) for e in events if e["type"] == "rollback_started")  # type: ignore[arg-type]
     finished = next(float(e["at"]) for e in events if e["type"] == "rollback_finished")  # type: ignore[arg-type]
     return {"to_rollback": started - fault_at, "to_healthy": finished - fault_at}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import subprocess
@@ -26,7 +25,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.bench_guard import bring_up, free_port  # noqa: E402
+from bench.bench_guard import TRAFFIC_RPS, service_running, write_config  # noqa: E402
 
 EXTRA_GATES: list[dict[str, Any]] = [
     {"name": "version", "kind": "http", "path": "/version", "expect_status": [200]},
@@ -37,19 +36,6 @@ EXTRA_GATES: list[dict[str, Any]] = [
         "max": 1000,
     },
 ]
-
-
-def write_config(work: Path) -> Path:
-    data = json.loads((REPO / "quality-gates-config.json").read_text())
-    data["gates"].extend(EXTRA_GATES)
-    data["environments"]["local"]["base_url"] = f"http://127.0.0.1:{free_port()}"
-    data["environments"]["local"]["monitoring"] = {"interval_seconds": 1}
-    data["backups"]["directory"] = str(work / "backups")
-    data["migrations"] = str(REPO / "migrations")
-    data["notifications"] = {"console": False}
-    path = work / "config.json"
-    path.write_text(json.dumps(data))
-    return path
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -70,10 +56,9 @@ def rss_mb() -> float:
 async def cpu_of_headless_window(seconds: float) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        config = write_config(work)
+        config = write_config(work, 1, EXTRA_GATES)
         state = work / "state"
-        deployer, traffic, _ = await bring_up(config, state)
-        try:
+        async with service_running(config, state):
             started = time.monotonic()
             proc = subprocess.Popen(
                 [
@@ -103,13 +88,6 @@ async def cpu_of_headless_window(seconds: float) -> tuple[float, float]:
             cpu_end, wall_end = proc_cpu_seconds(proc.pid), time.monotonic()
             proc.wait()
             return cpu_end - cpu_start, wall_end - wall_start
-        finally:
-            await traffic.stop()  # type: ignore[attr-defined]
-
-            async def log(level: str, message: str) -> None:
-                pass
-
-            await deployer.stop(log)  # type: ignore[attr-defined]
 
 
 async def memory_over_simulated_hour() -> tuple[float, float]:
@@ -117,12 +95,12 @@ async def memory_over_simulated_hour() -> tuple[float, float]:
     from dhash_console.engine.clock import FakeClock
     from dhash_console.engine.rollout import RolloutRequest
     from dhash_console.engine.session import SessionOptions, run_rollout
+    from dhash_console.localenv.traffic import TrafficGenerator
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        config = write_config(work)
+        config = write_config(work, 1, EXTRA_GATES)
         state = work / "state"
-        deployer, traffic, _ = await bring_up(config, state)
         env = resolve_environment(load_config(config), "local", config_dir=work, state_dir=state)
         marks: dict[str, float] = {}
 
@@ -134,19 +112,24 @@ async def memory_over_simulated_hour() -> tuple[float, float]:
                     if event.type == "gate_sample" and event.gate == "health" and event.index == 60:
                         marks["first_minute"] = rss_mb()
 
-        try:
-            request = RolloutRequest(
-                env=env, to_version=None, started_by="bench", monitor_only=True, duration_minutes=60
-            )
-            await run_rollout(request, SessionOptions(faces=[Sampler()], clock=FakeClock()))
-            marks["end"] = rss_mb()
-        finally:
-            await traffic.stop()  # type: ignore[attr-defined]
-
-            async def log(level: str, message: str) -> None:
-                pass
-
-            await deployer.stop(log)  # type: ignore[attr-defined]
+        async with service_running(config, state) as url:
+            # The simulated clock scrapes far faster than real time: the deployer's traffic
+            # would leave rounds with no requests (inconclusive). Traffic in this event loop
+            # interleaves with the rounds, so each one has requests to judge.
+            traffic = TrafficGenerator(url, TRAFFIC_RPS)
+            await traffic.start()
+            try:
+                request = RolloutRequest(
+                    env=env,
+                    to_version=None,
+                    started_by="bench",
+                    monitor_only=True,
+                    duration_minutes=60,
+                )
+                await run_rollout(request, SessionOptions(faces=[Sampler()], clock=FakeClock()))
+                marks["end"] = rss_mb()
+            finally:
+                await traffic.stop()
         return marks["first_minute"], marks["end"]
 
 
