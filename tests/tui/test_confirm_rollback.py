@@ -212,5 +212,5 @@ async def test_the_plan_names_the_backup_and_how_it_is_known_good(
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmRollbackScreen))
         await wait_text(
-            pilot, backup.path.name, backup.sha256[:16], "verified when taken and staged"
+            pilot, backup.path.name, backup.sha256[:16], "verified when it was taken and staged"
         )

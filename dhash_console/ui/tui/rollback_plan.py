@@ -25,13 +25,6 @@ class PlanView:
     summary: str
 
 
-# How the chosen backup is known good, in the panel's few words.
-VERIFIED = {
-    "now": "verified now (every check, the restore drill included)",
-    "when taken": "verified when taken and staged (its copy's sha256 is checked at the restore)",
-}
-
-
 async def plan_for(backend: Backend, state: RolloutState) -> PlanView:
     """The plan for rolling back `state`'s rollout, from its events and the backups on disk."""
     assert state.started is not None
@@ -74,7 +67,7 @@ async def plan_for(backend: Backend, state: RolloutState) -> PlanView:
     if backup is not None:
         backup_line = (
             f"{backup.path.name} · sha256 {backup.sha256[:16]}… · {duration(age)} old · "
-            + VERIFIED.get(backup.verified, "verified")
+            + backup.how_verified()
         )
     else:
         backup_line = "no verified backup found " + note
