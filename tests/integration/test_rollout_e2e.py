@@ -36,6 +36,16 @@ def cli(
     )
 
 
+def deploy_passing(config: Path, state: Path, *versions: str) -> None:
+    """Deploy each version in turn with a short window; each must pass it."""
+    for version in versions:
+        deployed = cli(
+            config, state, "--no-ui", "deploy", "--env", "local", "--version", version,
+            "--duration-minutes", "0.05",
+        )  # fmt: skip
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+
 def json_lines(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
@@ -273,20 +283,7 @@ def test_standalone_rollback_returns_to_the_earlier_version_and_backup(
     demo_config: Path, tmp_path: Path, stop_leftovers: None
 ) -> None:
     state = tmp_path / "state"
-    for version in ("1.0.0", "1.1.0"):  # first install, then the release to undo
-        deployed = cli(
-            demo_config,
-            state,
-            "--no-ui",
-            "deploy",
-            "--env",
-            "local",
-            "--version",
-            version,
-            "--duration-minutes",
-            "0.05",
-        )
-        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    deploy_passing(demo_config, state, "1.0.0", "1.1.0")  # first install, then the release to undo
     before = json.loads(next(state.glob("local/*/service.json")).read_text())
     assert before["version"] == "1.1.0" and process_alive(before["traffic_pid"])
     plan = cli(
@@ -346,19 +343,7 @@ def test_a_plain_deploy_of_a_bad_release_fails_its_error_rate_on_real_traffic(
     """No demo: the local deployer's own traffic is what the error-rate gate judges (the
     console's probes are left out), so 2.0.0-bad's failing requests fail it."""
     state = tmp_path / "state"
-    first = cli(
-        demo_config,
-        state,
-        "--no-ui",
-        "deploy",
-        "--env",
-        "local",
-        "--version",
-        "1.0.0",
-        "--duration-minutes",
-        "0.05",
-    )
-    assert first.returncode == 0, first.stdout + first.stderr
+    deploy_passing(demo_config, state, "1.0.0")
     result = cli(
         demo_config,
         state,
@@ -417,12 +402,7 @@ def test_standalone_rollback_falls_back_from_a_tampered_staged_copy_zip_and_back
     backup that verifies. Nothing that verifies: refused, the database untouched (exit 3)."""
     state, backups = tmp_path / "state", tmp_path / "backups"
     db = state / "local" / "dhash.sqlite3"
-    for version in ("1.0.0", "1.1.0"):
-        deployed = cli(
-            demo_config, state, "--no-ui", "deploy", "--env", "local", "--version", version,
-            "--duration-minutes", "0.05",
-        )  # fmt: skip
-        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    deploy_passing(demo_config, state, "1.0.0", "1.1.0")
 
     def rollback() -> tuple[int, list[str]]:
         result = cli(
